@@ -1,0 +1,27 @@
+"""revisal: Extract & Aggregate backpropagation saliency (Rebuffi, Fong, Ji, Vedaldi, CVPR 2020).
+
+>>> import revisal
+>>> maps = revisal.saliency(model, images, target=282, layers=["features.29"],
+...                         methods=["normgrad", "selective_normgrad"])      # doctest: +SKIP
+"""
+
+from .aggregations import AGGREGATIONS, Aggregation
+from .engine import saliency
+from .maps import SaliencyMaps
+from .methods import DEFAULT_METHODS, METHODS, Method, register_method
+from .sites import SITES, Site
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AGGREGATIONS",
+    "Aggregation",
+    "DEFAULT_METHODS",
+    "METHODS",
+    "Method",
+    "SITES",
+    "SaliencyMaps",
+    "Site",
+    "register_method",
+    "saliency",
+]

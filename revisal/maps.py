@@ -1,0 +1,91 @@
+"""The result type of :func:`revisal.saliency`: maps indexed by ``(method, layer)``."""
+
+from __future__ import annotations
+
+from typing import Iterator, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Key = tuple[str, str]
+
+
+class SaliencyMaps(Mapping[Key, Tensor]):
+    """Saliency maps for a batch, one ``Tensor[N, 1, h, w]`` per ``(method, layer)``.
+
+    Each map keeps the resolution of the layer it was computed at; :meth:`resized` brings them all
+    to a common size. ``maps.methods`` and ``maps.layers`` list what it holds in request order.
+
+    >>> maps["normgrad", "features.29"].shape        # doctest: +SKIP
+    torch.Size([4, 1, 14, 14])
+    >>> maps.numpy("normgrad", "features.29")[0]     # [h, w] float32 array for plotting  # doctest: +SKIP
+    """
+
+    def __init__(self, maps: Mapping[Key, Tensor], methods: list[str], layers: list[str]):
+        self._maps = dict(maps)
+        self.methods = list(methods)
+        self.layers = list(layers)
+
+    def __getitem__(self, key: Key) -> Tensor:
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise TypeError(f"key: expected (method, layer), got {key!r}")
+        try:
+            return self._maps[key]
+        except KeyError:
+            method, layer = key
+            if method not in self.methods:
+                raise KeyError(f"method {method!r} not computed; have {self.methods}") from None
+            raise KeyError(f"layer {layer!r} not computed; have {self.layers}") from None
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._maps)
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+    def __repr__(self) -> str:
+        first = next(iter(self._maps.values()), None)
+        n = 0 if first is None else first.shape[0]
+        return f"SaliencyMaps(N={n}, methods={self.methods}, layers={self.layers})"
+
+    @property
+    def batch_size(self) -> int:
+        return next(iter(self._maps.values())).shape[0]
+
+    def resized(self, size: int | tuple[int, int], mode: str = "bilinear") -> "SaliencyMaps":
+        """All maps interpolated to ``size`` (H, W) (bilinear, ``align_corners=False``)."""
+        if isinstance(size, int):
+            size = (size, size)
+        size = tuple(int(s) for s in size)
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(f"size: expected (H, W) of positive ints, got {size}")
+        kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
+        out = {
+            key: m if tuple(m.shape[-2:]) == size else F.interpolate(m, size=size, mode=mode, **kwargs)
+            for key, m in self._maps.items()
+        }
+        return SaliencyMaps(out, self.methods, self.layers)
+
+    def numpy(self, method: str, layer: str) -> np.ndarray:
+        """The maps of one ``(method, layer)`` as a float32 array [N, h, w] for plotting."""
+        return self[method, layer][:, 0].detach().float().cpu().numpy()
+
+    def stack(self, method: str) -> Tensor:
+        """One method at every layer as ``Tensor[N, L, H, W]``; layers must share a size (resize first)."""
+        maps = [self[method, layer] for layer in self.layers]
+        sizes = {tuple(m.shape[-2:]) for m in maps}
+        if len(sizes) > 1:
+            raise ValueError(f"method {method!r}: layers have different sizes {sorted(sizes)}; call .resized() first")
+        return torch.cat(maps, dim=1)
+
+    def to(self, device: torch.device | str) -> "SaliencyMaps":
+        return SaliencyMaps({k: v.to(device) for k, v in self._maps.items()}, self.methods, self.layers)
+
+    @staticmethod
+    def concat(parts: list["SaliencyMaps"]) -> "SaliencyMaps":
+        """Concatenate maps of consecutive batch chunks (same methods and layers)."""
+        first = parts[0]
+        out = {key: torch.cat([p._maps[key] for p in parts], dim=0) for key in first._maps}
+        return SaliencyMaps(out, first.methods, first.layers)

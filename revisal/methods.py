@@ -1,0 +1,154 @@
+"""Table 2 as data: a saliency method is an (extraction site, aggregation) pair.
+
+>>> import revisal
+>>> revisal.METHODS["normgrad"]
+Method('normgrad' = conv1x1 + norm: ‖g_u‖ ‖x_u‖)
+
+Users add their own with :func:`register_method`, or pass a :class:`Method` (or a
+``(site, aggregation)`` tuple) straight to :func:`revisal.saliency`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Union
+
+from .aggregations import AGGREGATIONS, Aggregation
+from .sites import SITES, Site
+
+
+@dataclass(frozen=True)
+class Method:
+    """A non-invasive saliency method: extract at ``site``, reduce with ``aggregation``.
+
+    Attributes:
+        name: the key its maps are stored under in :class:`revisal.SaliencyMaps`.
+        site: a key of :data:`revisal.sites.SITES`.
+        aggregation: a key of :data:`revisal.aggregations.AGGREGATIONS`.
+        formula: the resulting map in the paper's notation (documentation only).
+        paper: where the method comes from.
+    """
+
+    name: str
+    site: str
+    aggregation: str
+    formula: str = ""
+    paper: str = ""
+    _site: Site = field(init=False, repr=False, compare=False)
+    _aggregation: Aggregation = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.site not in SITES:
+            raise ValueError(f"site: unknown site {self.site!r}; expected one of {sorted(SITES)}")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(
+                f"aggregation: unknown aggregation {self.aggregation!r}; "
+                f"expected one of {sorted(AGGREGATIONS)}"
+            )
+        object.__setattr__(self, "_site", SITES[self.site])
+        object.__setattr__(self, "_aggregation", AGGREGATIONS[self.aggregation])
+
+    @property
+    def site_spec(self) -> Site:
+        return self._site
+
+    @property
+    def aggregation_spec(self) -> Aggregation:
+        return self._aggregation
+
+    def __repr__(self) -> str:
+        tail = f": {self.formula}" if self.formula else ""
+        return f"Method({self.name!r} = {self.site} + {self.aggregation}{tail})"
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(
+    name: str, site: str, aggregation: str, *, formula: str = "", paper: str = "", overwrite: bool = False
+) -> Method:
+    """Add ``name = (site, aggregation)`` to :data:`METHODS` and return it.
+
+    Raises:
+        ValueError: unknown site/aggregation, or ``name`` already registered without ``overwrite``.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name: expected a non-empty str, got {name!r}")
+    if name in METHODS and not overwrite:
+        raise ValueError(f"name: method {name!r} is already registered (pass overwrite=True)")
+    method = Method(name, site, aggregation, formula=formula, paper=paper)
+    METHODS[name] = method
+    return method
+
+
+for _args in (
+    ("gradient", "bias", "maxabs", "max_k |g_k|", "Simonyan et al. 2014"),
+    ("gradient_sum", "bias", "sum", "Σ_k g_k", "Simonyan et al. 2014 (sum variant)"),
+    ("linear_approx", "scale", "sum", "Σ_k g_k x_k", "Kindermans et al. 2016 (gradient × input)"),
+    ("grad_cam", "scale_avg", "relu_sum", "(Σ_k ḡ_k x_k)₊", "Selvaraju et al. 2017"),
+    ("normgrad", "conv1x1", "norm", "‖g_u‖ ‖x_u‖", "Rebuffi et al. 2020"),
+    ("normgrad_conv", "conv", "norm", "‖g_u‖ ‖x^in_{u,N×N}‖ (no identity trick)", "Rebuffi et al. 2020"),
+    ("selective_normgrad", "scale", "filter_norm", "‖(g_u ⊙ x_u)₊‖", "Rebuffi et al. 2020"),
+):
+    register_method(_args[0], _args[1], _args[2], formula=_args[3], paper=_args[4])
+
+MethodSpec = Union[str, Method, tuple]
+
+#: What :func:`revisal.saliency` computes when ``methods`` is not given: every built-in method
+#: that works at any layer (``normgrad_conv`` needs a Conv2d).
+DEFAULT_METHODS: tuple[str, ...] = (
+    "gradient",
+    "gradient_sum",
+    "linear_approx",
+    "grad_cam",
+    "normgrad",
+    "selective_normgrad",
+)
+
+
+def resolve_methods(methods: Iterable[MethodSpec] | MethodSpec | None) -> list[Method]:
+    """Turn names, ``Method`` objects and ``(site, aggregation)`` tuples into Methods.
+
+    Raises:
+        TypeError: ``methods`` is not a name, Method, tuple or a sequence of them.
+        ValueError: empty, unknown name (with close matches), or two methods with one name.
+    """
+    if methods is None:
+        methods = DEFAULT_METHODS
+    if isinstance(methods, (str, Method)):
+        methods = [methods]
+    elif isinstance(methods, tuple) and len(methods) == 2 and all(isinstance(m, str) for m in methods) \
+            and methods[0] in SITES and methods[1] in AGGREGATIONS:
+        methods = [methods]
+    try:
+        items = list(methods)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"methods: expected a method name, Method, (site, aggregation) tuple or a list of them, "
+            f"got {type(methods).__name__}"
+        ) from None
+    if not items:
+        raise ValueError("methods: empty; pass at least one method, e.g. ['normgrad']")
+    resolved: list[Method] = []
+    for item in items:
+        if isinstance(item, Method):
+            resolved.append(item)
+        elif isinstance(item, str):
+            if item not in METHODS:
+                close = difflib.get_close_matches(item, list(METHODS), n=3)
+                hint = f"; did you mean {close}?" if close else ""
+                raise ValueError(f"methods: unknown method {item!r}{hint} Known: {sorted(METHODS)}")
+            resolved.append(METHODS[item])
+        elif isinstance(item, tuple) and len(item) == 2 and all(isinstance(p, str) for p in item):
+            resolved.append(Method(f"{item[0]}+{item[1]}", item[0], item[1]))
+        else:
+            raise TypeError(
+                f"methods: each entry must be a name, a Method or a (site, aggregation) tuple, "
+                f"got {item!r}"
+            )
+    names = [m.name for m in resolved]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"methods: requested twice: {duplicates}")
+    return resolved

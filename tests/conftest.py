@@ -1,0 +1,66 @@
+"""Shared fixtures: small random CNNs that exercise every convolution geometry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).parent))  # the oracle helper module
+
+
+class TinyNet(nn.Module):
+    """Strided, dilated, grouped, depthwise, 'same' (even kernel), reflect/circular padded and
+    non-square convolutions; BatchNorm with non-trivial statistics; in-place ReLUs and an in-place
+    residual addition that overwrites a layer's output."""
+
+    def __init__(self, classes: int = 5):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU(inplace=True)
+        self.down = nn.Conv2d(8, 12, 3, stride=2, padding=1)
+        self.dilated = nn.Conv2d(12, 12, 3, padding=2, dilation=2, groups=3)
+        self.depthwise = nn.Conv2d(12, 12, 5, padding=2, groups=12, padding_mode="reflect")
+        self.same = nn.Conv2d(12, 16, 4, padding="same", padding_mode="circular")
+        self.tall = nn.Conv2d(16, 16, (3, 1), stride=(1, 2))
+        self.point = nn.Conv2d(16, 16, 1)
+        self.act = nn.ReLU(inplace=True)
+        self.head = nn.Linear(16, classes)
+        with torch.no_grad():
+            self.bn.running_mean.uniform_(-0.5, 0.5)
+            self.bn.running_var.uniform_(0.5, 2.0)
+            self.bn.weight.uniform_(0.5, 1.5)
+            self.bn.bias.uniform_(-0.2, 0.2)
+
+    def forward(self, x):
+        x = self.relu(self.bn(self.stem(x)))
+        x = F.relu(self.down(x))
+        y = self.dilated(x)
+        y += x  # overwrites `dilated`'s output in place
+        y = F.relu(y, inplace=True)
+        y = self.depthwise(y)
+        y = self.act(self.same(y))
+        y = self.point(self.tall(y))
+        return self.head(self.act(y).mean(dim=(2, 3)))
+
+
+TINY_CONVS = ["stem", "down", "dilated", "depthwise", "same", "tall", "point"]
+TINY_LAYERS = ["", "stem", "bn", "relu", "down", "dilated", "depthwise", "same", "tall", "point"]
+SHARED_MODULE = "act"  # runs twice per forward
+
+
+@pytest.fixture
+def tiny() -> TinyNet:
+    torch.manual_seed(0)
+    return TinyNet().eval()
+
+
+@pytest.fixture
+def tiny_images() -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(3, 3, 16, 16, generator=g)
