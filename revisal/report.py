@@ -1,0 +1,161 @@
+"""Write figures (PDF + PNG) and tables (CSV + Markdown + LaTeX), each with a JSON sidecar.
+
+Every file is written atomically (a temporary file in the same folder, then ``os.replace``), so an
+interrupted run never leaves a half-written artefact. Sidecars record the profile, parameters,
+seed and library versions; they carry no timestamps, so re-running gives identical sidecars.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+
+def project_path(path: str | os.PathLike) -> Path:
+    """``path`` resolved against the repository root (the nearest parent holding ``pyproject.toml``
+    and ``notebooks/``), so notebooks write to the same place whatever their working directory."""
+    p = Path(path)
+    if p.is_absolute():
+        return p
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "pyproject.toml").is_file() and (candidate / "notebooks").is_dir():
+            return candidate / p
+    return here / p
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` via a temporary sibling and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _png_rgb(png: bytes) -> bytes:
+    """Matplotlib writes RGBA; an opaque RGB PNG of the same pixels is about a third smaller."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").save(out, format="png", optimize=True)
+    return out.getvalue()
+
+
+def versions() -> dict[str, str]:
+    """Versions of the interpreter and of the packages that shape the numbers."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("revisal", "torch", "torchvision", "timm", "numpy", "matplotlib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def write_sidecar(path: Path, *, kind: str, files: list[Path], profile: str, parameters: Mapping[str, Any],
+                  seed: int | None, extra: Mapping[str, Any] | None = None) -> Path:
+    record = {
+        "kind": kind,
+        "files": [f.name for f in files],
+        "profile": profile,
+        "parameters": _jsonable(parameters),
+        "seed": seed,
+        "versions": versions(),
+        **_jsonable(extra or {}),
+    }
+    return atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def save_figure(fig, name: str, *, out_dir: str | os.PathLike = "figures", profile: str,
+                parameters: Mapping[str, Any], seed: int | None = None, dpi: int = 100) -> list[Path]:
+    """Save a matplotlib figure as ``<name>.pdf`` and ``<name>.png`` plus ``<name>.json``."""
+    out = project_path(out_dir)
+    files = []
+    for ext, meta in (("pdf", {"CreationDate": None}), ("png", {"Software": None})):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=dpi, bbox_inches="tight", metadata=meta, facecolor="white")
+        raw = _png_rgb(buf.getvalue()) if ext == "png" else buf.getvalue()
+        files.append(atomic_write(out / f"{name}.{ext}", raw))
+    files.append(write_sidecar(out / f"{name}.json", kind="figure", files=files, profile=profile,
+                               parameters=parameters, seed=seed))
+    return files
+
+
+def _cell(value: Any, digits: int) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
+                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}")):
+        text = text.replace(a, b)
+    return text
+
+
+def table_text(rows: Sequence[Mapping[str, Any]], digits: int = 2) -> dict[str, str]:
+    """CSV (full precision), Markdown and LaTeX renderings of a list of same-keyed rows."""
+    if not rows:
+        raise ValueError("rows: empty table")
+    columns = list(rows[0])
+    if any(list(r) != columns for r in rows):
+        raise ValueError("rows: every row must have the same keys in the same order")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([[r[c] for c in columns] for r in rows])
+    md = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    md += ["| " + " | ".join(_cell(r[c], digits).replace("|", r"\|") for c in columns) + " |" for r in rows]
+    tex = [r"\begin{tabular}{" + "l" * len(columns) + "}", r"\toprule",
+           " & ".join(_latex_escape(c) for c in columns) + r" \\", r"\midrule"]
+    tex += [" & ".join(_latex_escape(_cell(r[c], digits)) for c in columns) + r" \\" for r in rows]
+    tex += [r"\bottomrule", r"\end{tabular}"]
+    return {"csv": buf.getvalue(), "md": "\n".join(md) + "\n", "tex": "\n".join(tex) + "\n"}
+
+
+def save_table(rows: Sequence[Mapping[str, Any]], name: str, *, out_dir: str | os.PathLike = "figures",
+               profile: str, parameters: Mapping[str, Any], seed: int | None = None, digits: int = 2) -> list[Path]:
+    """Save ``rows`` as ``<name>.csv``, ``.md``, ``.tex`` plus ``<name>.json``."""
+    out = project_path(out_dir)
+    files = [atomic_write(out / f"{name}.{ext}", text) for ext, text in table_text(rows, digits).items()]
+    files.append(write_sidecar(out / f"{name}.json", kind="table", files=files, profile=profile,
+                               parameters=parameters, seed=seed))
+    return files
