@@ -4,7 +4,7 @@
 #   make figures PROFILE=paper DEVICE=cuda
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
-.PHONY: install figures test clean
+.PHONY: install figures test clean models data data-voc data-coco data-models
 
 PROFILE ?= mini
 DEVICE ?= cpu
@@ -41,6 +41,21 @@ build/smoke/%.ipynb: notebooks/%.ipynb configs/smoke.yaml $(STAMP)
 
 test: $(STAMP) $(SMOKE)
 	$(PY) -m pytest tests $(SMOKE) --nbval-lax --nbval-current-env -p no:cacheprovider
+
+# Retrain the mini models from scratch (≈ 7 min on 2 cores) into data/models/; the shipped weights in
+# revisal/weights/ are what `make figures` uses, so this is only needed to reproduce them.
+models: $(STAMP)
+	$(PY) -m revisal.train --model mini_vgg mini_resnet
+
+# Paper profile: datasets and TorchRay checkpoints (nothing else ever downloads).
+data: data-voc data-coco data-models
+	$(PY) -m revisal.data.download imagenet
+data-voc: $(STAMP)
+	$(PY) -m revisal.data.download voc
+data-coco: $(STAMP)
+	$(PY) -m revisal.data.download coco
+data-models: $(STAMP)
+	$(PY) -m revisal.data.download models
 
 clean:
 	rm -rf build .pytest_cache

@@ -25,7 +25,7 @@ def test_efficientnet_lite0_classifies_shipped_photos(lite0):
 
 def test_efficientnet_weights_loaded_by_position(lite0):
     """Every tensor of the shipped checkpoint lands, in order, in timm's model."""
-    shipped = models._efficientnet_lite0_state()
+    shipped = models.zoo._efficientnet_lite0_state()
     ours = lite0.model.state_dict()
     assert len(shipped) == len(ours) == 296
     for (_, a), (_, b) in zip(shipped.items(), ours.items()):

@@ -51,6 +51,8 @@ class Normalize:
 IMAGENET_NORMALIZE = Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 # The TF EfficientNet-Lite checkpoints were trained on (x - 127) / 128 in 0..255 pixel units.
 TF_LITE_NORMALIZE = Normalize((127 / 255,) * 3, (128 / 255,) * 3)
+# The mini models see testbed pixels centred and scaled to roughly unit variance.
+TESTBED_NORMALIZE = Normalize((0.5,) * 3, (0.25,) * 3)
 
 
 @dataclass
@@ -125,11 +127,75 @@ def efficientnet_lite0(pretrained: bool = True) -> ZooModel:
     )
 
 
-LOADERS: dict[str, Callable[..., ZooModel]] = {"efficientnet_lite0": efficientnet_lite0}
+def _torchvision_imagenet(arch: str, pretrained: bool = True) -> ZooModel:
+    """torchvision's ImageNet VGG16 / ResNet50 (weights download to the torch hub cache on first use)."""
+    import torchvision
+
+    weights = {"vgg16": "VGG16_Weights.IMAGENET1K_V1", "resnet50": "ResNet50_Weights.IMAGENET1K_V1"}[arch]
+    model = getattr(torchvision.models, arch)(weights=weights if pretrained else None)
+    return ZooModel(name=arch, model=model.eval(), normalize=IMAGENET_NORMALIZE, classes=list(IMAGENET_CLASSES),
+                    layers=LAYER_PRESETS[arch], notes=f"torchvision {weights}")
+
+
+def _caffe(arch: str, dataset: str, path: str | Path | None = None, verify: bool = True) -> ZooModel:
+    """TorchRay's VOC07 / COCO14 fine-tuned VGG16 / ResNet50 (Caffe conventions, see ``caffe.py``)."""
+    from ..data.labels import COCO_CLASSES, VOC_CLASSES
+    from .caffe import CAFFE_NORMALIZE, load_caffe_model
+
+    return ZooModel(name=f"{arch}_{dataset}", model=load_caffe_model(arch, dataset, path, verify),
+                    normalize=CAFFE_NORMALIZE, classes=list(VOC_CLASSES if dataset == "voc" else COCO_CLASSES),
+                    layers=LAYER_PRESETS[arch], notes="TorchRay pointing-game checkpoint (converted from Caffe)")
+
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def _mini(name: str, checkpoint: str | Path | None = None) -> ZooModel:
+    """A mini model trained on the testbed: the committed final weights, or any ``checkpoint``
+    written by ``python -m revisal.train`` (verified against its manifest's sha256)."""
+    from ..data.render import CLASSES
+    from .mini import MINI_LAYERS, build
+
+    path = WEIGHTS_DIR / f"{name}.pt" if checkpoint is None else Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: {path} does not exist; train it with `make models`")
+    manifest = path.parent / ("manifest.json" if checkpoint is not None else f"{name}.json")
+    if manifest.is_file():
+        import json
+
+        info = json.loads(manifest.read_text())
+        known = {e["file"]: e["sha256"] for e in info.get("epochs", [])}
+        known.setdefault(path.name, info.get("sha256"))
+        if known.get(path.name) and _sha256(path) != known[path.name]:
+            raise RuntimeError(f"checkpoint: {path} does not match the sha256 in {manifest}; retrain with `make models`")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model = build(name, len(CLASSES))
+    model.load_state_dict(saved["state_dict"])
+    return ZooModel(name=name, model=model.eval(), normalize=TESTBED_NORMALIZE, classes=list(CLASSES),
+                    layers=MINI_LAYERS[name], input_size=64, notes=f"trained on the testbed; {path.name}")
+
+
+LOADERS: dict[str, Callable[..., ZooModel]] = {
+    "efficientnet_lite0": efficientnet_lite0,
+    "vgg16": lambda **kw: _torchvision_imagenet("vgg16", **kw),
+    "resnet50": lambda **kw: _torchvision_imagenet("resnet50", **kw),
+    "vgg16_voc": lambda **kw: _caffe("vgg16", "voc", **kw),
+    "vgg16_coco": lambda **kw: _caffe("vgg16", "coco", **kw),
+    "resnet50_voc": lambda **kw: _caffe("resnet50", "voc", **kw),
+    "resnet50_coco": lambda **kw: _caffe("resnet50", "coco", **kw),
+    "mini_vgg": lambda **kw: _mini("mini_vgg", **kw),
+    "mini_resnet": lambda **kw: _mini("mini_resnet", **kw),
+}
 
 
 def load(name: str, **kwargs) -> ZooModel:
-    """A model from the zoo by name (see :data:`LOADERS`)."""
+    """A model from the zoo by name (see :data:`LOADERS`), in eval mode, with its preprocessing.
+
+    ``mini_vgg`` / ``mini_resnet`` (trained here; ``checkpoint=`` any epoch file), ``efficientnet_lite0``
+    (offline ImageNet weights), ``vgg16`` / ``resnet50`` (torchvision ImageNet weights, downloaded on
+    first use; ``pretrained=False`` for random weights) and ``{vgg16,resnet50}_{voc,coco}`` (TorchRay's
+    pointing-game checkpoints under ``data/checkpoints/torchray``; ``path=`` another file).
+    """
     if name not in LOADERS:
         close = difflib.get_close_matches(name, list(LOADERS), n=3)
         raise ValueError(f"name: unknown model {name!r}; did you mean {close}? Known: {sorted(LOADERS)}")

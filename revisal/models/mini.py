@@ -1,0 +1,133 @@
+"""Small networks trained here on the synthetic testbed (the ``mini`` profile's VGG16 / ResNet50).
+
+* ``mini_vgg``: a plain conv/ReLU/max-pool stack named like torchvision's VGG (``features.N``,
+  ``classifier.N``), no BatchNorm, fully connected head (so gradients vary over space, as in VGG16).
+* ``mini_resnet``: BatchNorm, one basic residual block per stage ``layer1..layer4``, global average
+  pooling and ``fc`` (as in ResNet50, the last layer's gradient is spatially constant).
+
+Both start with a stride-2 convolution (like ResNet's stem; it makes CPU training 4× faster). At
+64² input the stages run at 32², 16², 8², 4²: the last conv features are 1/16 of the input side, as
+VGG16's ``features.29`` (14² at 224²).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torchvision.models.resnet import BasicBlock
+
+#: Depths the mini-profile figures walk through, shallow → deep ("" = the input).
+MINI_LAYERS = {
+    "mini_vgg": ("", "features.3", "features.8", "features.13", "features.18"),  # 64², 32², 16², 8², 4²
+    "mini_resnet": ("", "layer1", "layer2", "layer3", "layer4"),  # 64², 32², 16², 8², 4²
+}
+
+
+class MiniVGG(nn.Module):
+    """Four stages of two 3×3 conv + ReLU (16-32-64-128 channels; the first conv has stride 2) with
+    max-pooling between stages, then max-pool, flatten and a two-layer classifier.
+
+    With ``batch_norm=True`` a BatchNorm follows every conv: that is how it is *trained* (a plain
+    stack this deep trains too slowly for the CPU budget); :func:`fold_batch_norm` then folds each
+    BN into its conv, giving the plain conv/ReLU/max-pool network that is saved and explained.
+    """
+
+    def __init__(self, num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 128),
+                 convs: tuple[int, ...] = (2, 2, 2, 2), hidden: int = 256, image_size: int = 64,
+                 batch_norm: bool = False):
+        super().__init__()
+        self.config = dict(widths=widths, convs=convs, hidden=hidden, image_size=image_size)
+        layers: list[nn.Module] = []
+        channels = 3
+        for stage, (width, count) in enumerate(zip(widths, convs)):
+            if stage:
+                layers.append(nn.MaxPool2d(2))
+            for k in range(count):
+                stride = 2 if stage == 0 and k == 0 else 1
+                layers.append(nn.Conv2d(channels, width, 3, stride=stride, padding=1))
+                if batch_norm:
+                    layers.append(nn.BatchNorm2d(width))
+                layers.append(nn.ReLU(inplace=True))
+                channels = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.MaxPool2d(2)
+        side = image_size // 2 ** (len(widths) + 1)
+        self.classifier = nn.Sequential(
+            nn.Linear(channels * side * side, hidden), nn.ReLU(inplace=True), nn.Dropout(0.3), nn.Linear(hidden, num_classes)
+        )
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.pool(self.features(x)).flatten(1))
+
+
+@torch.no_grad()
+def fold_batch_norm(trained: MiniVGG) -> MiniVGG:
+    """The plain (BN-free) MiniVGG computing the same function as ``trained`` in eval mode:
+    ``W' = W·γ/√(σ²+ε)``, ``b' = (b − μ)·γ/√(σ²+ε) + β`` for every conv followed by a BatchNorm."""
+    convs = [m for m in trained.features if isinstance(m, nn.Conv2d)]
+    norms = [m for m in trained.features if isinstance(m, nn.BatchNorm2d)]
+    if len(norms) != len(convs):
+        raise ValueError("trained: expected a BatchNorm after every conv (built with batch_norm=True)")
+    plain = MiniVGG(trained.classifier[-1].out_features, **trained.config)
+    plain_convs = [m for m in plain.features if isinstance(m, nn.Conv2d)]
+    for conv, bn, target in zip(convs, norms, plain_convs):
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        target.weight.copy_(conv.weight * scale[:, None, None, None])
+        target.bias.copy_((conv.bias - bn.running_mean) * scale + bn.bias)
+    plain.classifier.load_state_dict(trained.classifier.state_dict())
+    return plain.eval()
+
+
+class MiniResNet(nn.Module):
+    """3×3 stride-2 stem, one torchvision ``BasicBlock`` per stage (16-32-64-128, stride 2 from
+    ``layer2`` on), global average pooling, ``fc``."""
+
+    def __init__(self, num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 128), stem_stride: int = 2):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, widths[0], 3, stride=stem_stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        channels = widths[0]
+        for i, width in enumerate(widths, start=1):
+            stride = 1 if i == 1 else 2
+            down = None
+            if stride != 1 or channels != width:
+                down = nn.Sequential(nn.Conv2d(channels, width, 1, stride, bias=False), nn.BatchNorm2d(width))
+            setattr(self, f"layer{i}", nn.Sequential(BasicBlock(channels, width, stride, down)))
+            channels = width
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.avgpool(x).flatten(1))
+
+
+ARCHITECTURES = {"mini_vgg": MiniVGG, "mini_resnet": MiniResNet}
+
+
+def build(name: str, num_classes: int, *, for_training: bool = False, **kwargs) -> nn.Module:
+    """An untrained mini network; ``for_training`` gives the variant that is optimised (MiniVGG
+    with BatchNorm, folded away by :func:`export`)."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"name: unknown mini model {name!r}; expected one of {sorted(ARCHITECTURES)}")
+    if name == "mini_vgg" and for_training:
+        kwargs["batch_norm"] = True
+    return ARCHITECTURES[name](num_classes, **kwargs)
+
+
+def export(model: nn.Module) -> nn.Module:
+    """The network that is saved and explained: a copy in eval mode, BatchNorm folded for MiniVGG."""
+    import copy
+
+    if isinstance(model, MiniVGG) and any(isinstance(m, nn.BatchNorm2d) for m in model.features):
+        return fold_batch_norm(model.eval())
+    return copy.deepcopy(model).eval()

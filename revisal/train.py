@@ -1,0 +1,191 @@
+"""Train the mini models on the synthetic testbed (multi-label, BCE, as the paper's VOC fine-tuning).
+
+    python -m revisal.train                  # both models; also: make models
+    python -m revisal.train --help
+
+Deterministic given ``--seed`` (and the thread count): the data order, augmentation and
+initialisation all come from seeded generators and deterministic algorithms. A checkpoint is kept
+per epoch under ``<out>/<model>/epoch_NN.pt`` (the meta-saliency notebook follows training
+dynamics); ``manifest.json`` beside them records each file's sha256, the loss and validation mAP per
+epoch, the test mAP of the last epoch, parameter count and wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .data import testbed
+from .metrics import mean_average_precision
+from .models.mini import build, export
+from .models.zoo import TESTBED_NORMALIZE, WEIGHTS_DIR
+from .report import atomic_write, project_path
+
+
+#: Epochs per model: what reaches test mAP ≥ 0.90 inside the 8-minute CPU budget for both.
+DEFAULT_EPOCHS = {"mini_vgg": 7, "mini_resnet": 6}
+
+
+@dataclass
+class TrainConfig:
+    model: str = "mini_vgg"
+    epochs: int = 7
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    train_size: int = 16000
+    val_size: int = 1000
+    test_size: int = 2000
+    image_size: int = 64
+    seed: int = 0
+    threads: int = 2
+    out: str = "data/models"
+
+
+def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Random flips and 90° turns: every testbed class is invariant to them."""
+    n = x.shape[0]
+    flip = torch.rand(n, generator=g) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    turns = int(torch.randint(4, (1,), generator=g))
+    return torch.rot90(x, turns, dims=(-2, -1))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: testbed.TestbedSplit, batch_size: int = 256) -> float:
+    """Mean average precision of ``model`` on a testbed split."""
+    model.eval()
+    scores = [model(TESTBED_NORMALIZE(split.pixels(range(i, min(i + batch_size, len(split))))))
+              for i in range(0, len(split), batch_size)]
+    return mean_average_precision(torch.cat(scores), split.labels)
+
+
+def _save(state: dict, path: Path) -> str:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write(path, buf.getvalue())
+    return hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+def train(config: TrainConfig, progress: bool = True) -> dict:
+    """Train one mini model; returns the manifest (also written to ``<out>/<model>/manifest.json``)."""
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    torch.use_deterministic_algorithms(True)
+    train_set = testbed.load("train", config.train_size, config.image_size, progress=progress)
+    val_set = testbed.load("val", config.val_size, config.image_size, progress=progress)
+    test_set = testbed.load("test", config.test_size, config.image_size, progress=progress)
+
+    model = build(config.model, len(testbed.CLASSES), for_training=True)
+    model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU
+    params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.epochs * (len(train_set) // config.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps, pct_start=0.2)
+    g = torch.Generator().manual_seed(config.seed)
+    folder = project_path(config.out) / config.model
+    history, start = [], time.perf_counter()
+
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(len(train_set), generator=g)
+        batches = range(len(train_set) // config.batch_size)
+        bar = tqdm(batches, desc=f"{config.model} epoch {epoch}/{config.epochs}", unit="batch", disable=not progress)
+        total, seen, tick = 0.0, 0, time.perf_counter()
+        for b in bar:
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            x = _augment(TESTBED_NORMALIZE(train_set.pixels(idx)), g).contiguous(memory_format=torch.channels_last)
+            loss = F.binary_cross_entropy_with_logits(model(x), train_set.labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss) * len(idx)
+            seen += len(idx)
+            if b % 20 == 0:
+                bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen / (time.perf_counter() - tick):.0f}", refresh=False)
+        exported = export(model)
+        val_map = evaluate(exported, val_set)
+        state = {k: v.contiguous() for k, v in exported.state_dict().items()}
+        digest = _save({"model": config.model, "epoch": epoch, "state_dict": state},
+                       folder / f"epoch_{epoch:02d}.pt")
+        history.append({"epoch": epoch, "train_loss": total / seen, "val_map": val_map, "sha256": digest,
+                        "file": f"epoch_{epoch:02d}.pt"})
+        if progress:
+            print(f"{config.model} epoch {epoch}: loss {total / seen:.4f}, val mAP {val_map:.4f}")
+
+    manifest = {
+        "config": asdict(config),
+        "parameters": params,
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "test_map": evaluate(export(model), test_set),
+        "epochs": history,
+        "torch": torch.__version__,
+    }
+    atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    if progress:
+        print(f"{config.model}: test mAP {manifest['test_map']:.4f}, {params} parameters, "
+              f"{manifest['train_seconds']:.0f} s")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> None:
+    defaults = TrainConfig()
+    p = argparse.ArgumentParser(prog="python -m revisal.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", nargs="+", default=["mini_vgg", "mini_resnet"], choices=["mini_vgg", "mini_resnet"],
+                   help="which mini model(s) to train")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"passes over the training split (default per model: {DEFAULT_EPOCHS})")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr, help="peak AdamW learning rate (one-cycle schedule)")
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--train-size", type=int, default=defaults.train_size, help="testbed training scenes")
+    p.add_argument("--val-size", type=int, default=defaults.val_size, help="validation scenes (mAP per epoch)")
+    p.add_argument("--test-size", type=int, default=defaults.test_size, help="test scenes (final mAP)")
+    p.add_argument("--image-size", type=int, default=defaults.image_size, help="testbed image side in pixels")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="initialisation, data order and augmentation")
+    p.add_argument("--threads", type=int, default=defaults.threads, help="torch CPU threads")
+    p.add_argument("--out", default=defaults.out, help="checkpoint folder (relative to the repository root)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--install", action="store_true",
+                   help="copy the final checkpoint into revisal/weights/ (what `models.load(name)` uses)")
+    args = p.parse_args(argv)
+    for name in args.model:
+        config = TrainConfig(
+            model=name, epochs=args.epochs or DEFAULT_EPOCHS[name], batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+            train_size=args.train_size, val_size=args.val_size, test_size=args.test_size,
+            image_size=args.image_size, seed=args.seed, threads=args.threads, out=args.out,
+        )
+        manifest = train(config, progress=not args.quiet)
+        final = project_path(config.out) / name / manifest["epochs"][-1]["file"]
+        shipped = WEIGHTS_DIR / f"{name}.json"
+        if shipped.is_file():
+            same = json.loads(shipped.read_text())["sha256"] == manifest["epochs"][-1]["sha256"]
+            print(f"{name}: final checkpoint {'is bit-identical to' if same else 'differs from'} the shipped weights")
+        if args.install:
+            install(manifest, final)
+
+
+def install(manifest: dict, checkpoint: Path) -> None:
+    """Make ``checkpoint`` the shipped weights of its model, with a summary beside it."""
+    name = manifest["config"]["model"]
+    atomic_write(WEIGHTS_DIR / f"{name}.pt", checkpoint.read_bytes())
+    summary = {k: manifest[k] for k in ("config", "parameters", "train_seconds", "test_map", "torch")}
+    summary.update(sha256=manifest["epochs"][-1]["sha256"], val_map=manifest["epochs"][-1]["val_map"])
+    atomic_write(WEIGHTS_DIR / f"{name}.json", json.dumps(summary, indent=2) + "\n")
+    print(f"{name}: installed {checkpoint} as {WEIGHTS_DIR / (name + '.pt')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The mini models: architecture contracts, BN folding, deterministic training, shipped weights."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import revisal
+from revisal import train as training
+from revisal.data import testbed
+from revisal.metrics import mean_average_precision
+from revisal.models import load
+from revisal.models.mini import MINI_LAYERS, build, export, fold_batch_norm
+
+
+def test_layer_presets_and_resolutions():
+    for name in ("mini_vgg", "mini_resnet"):
+        model = build(name, 12).eval()
+        sizes = {}
+
+        def record(module, args, output, layer):
+            sizes[layer] = output.shape[-1]
+
+        for layer in MINI_LAYERS[name][1:]:
+            dict(model.named_modules())[layer].register_forward_hook(lambda m, a, o, k=layer: record(m, a, o, k))
+        model(torch.zeros(1, 3, 64, 64))
+        assert list(sizes.values()) == [32, 16, 8, 4]
+    vgg = build("mini_vgg", 12)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in vgg.modules())
+    assert all(isinstance(m, (torch.nn.Conv2d, torch.nn.ReLU, torch.nn.MaxPool2d)) for m in vgg.features)
+
+
+def test_fold_batch_norm_preserves_the_function():
+    torch.manual_seed(0)
+    trained = build("mini_vgg", 12, for_training=True)
+    opt = torch.optim.SGD(trained.parameters(), lr=0.05)
+    for _ in range(3):  # move BN statistics and affine parameters away from their defaults
+        trained.train()
+        loss = trained(torch.randn(8, 3, 64, 64)).square().mean()
+        opt.zero_grad(), loss.backward(), opt.step()
+    trained.eval()
+    plain = fold_batch_norm(trained)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    x = torch.randn(4, 3, 64, 64)
+    torch.testing.assert_close(plain(x), trained(x), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="BatchNorm"):
+        fold_batch_norm(build("mini_vgg", 12))
+
+
+def test_training_is_deterministic(tmp_path):
+    cfg = dict(epochs=1, batch_size=16, train_size=64, val_size=32, test_size=32, threads=1)
+    a = training.train(training.TrainConfig(model="mini_resnet", out=str(tmp_path / "a"), **cfg), progress=False)
+    b = training.train(training.TrainConfig(model="mini_resnet", out=str(tmp_path / "b"), **cfg), progress=False)
+    assert a["epochs"][0]["sha256"] == b["epochs"][0]["sha256"]
+    c = training.train(training.TrainConfig(model="mini_resnet", out=str(tmp_path / "c"), seed=1, **cfg), progress=False)
+    assert c["epochs"][0]["sha256"] != a["epochs"][0]["sha256"]
+    manifest = json.loads((tmp_path / "a" / "mini_resnet" / "manifest.json").read_text())
+    assert manifest["epochs"][0]["file"] == "epoch_01.pt" and "test_map" in manifest
+    # any epoch checkpoint loads, verified against the manifest
+    zoo = load("mini_resnet", checkpoint=tmp_path / "a" / "mini_resnet" / "epoch_01.pt")
+    assert zoo.classes == list(testbed.CLASSES)
+    ckpt = tmp_path / "a" / "mini_resnet" / "epoch_01.pt"
+    raw = bytearray(ckpt.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # one corrupted byte
+    ckpt.write_bytes(bytes(raw))
+    with pytest.raises(RuntimeError, match="sha256"):
+        load("mini_resnet", checkpoint=tmp_path / "a" / "mini_resnet" / "epoch_01.pt")
+
+
+def test_train_help_documents_the_knobs(capsys):
+    with pytest.raises(SystemExit):
+        training.main(["--help"])
+    text = capsys.readouterr().out
+    for knob in ("--model", "--epochs", "--seed", "--lr", "--train-size", "--image-size", "--out"):
+        assert knob in text
+
+
+@pytest.mark.parametrize("name", ["mini_vgg", "mini_resnet"])
+def test_shipped_weights_classify_the_testbed(name):
+    """The committed weights are the trained ones: mAP on 400 fresh test scenes."""
+    zoo = load(name)
+    scenes = testbed.load("test", n=400, cache_dir=None, progress=False, workers=1)
+    with torch.no_grad():
+        scores = zoo.model(zoo.normalize(scenes.pixels(range(400))))
+    assert mean_average_precision(scores, scenes.labels) >= 0.88
+
+
+def test_three_lines_from_model_and_batch_to_maps_and_masks():
+    zoo, scenes = load("mini_resnet"), testbed.load("test", n=8, cache_dir=None, progress=False, workers=1)
+    maps = revisal.saliency(zoo.model, zoo.normalize(scenes.pixels(range(8))), scenes.labels.argmax(1), zoo.layers)
+    masks = [scenes.class_mask(i, int(scenes.labels[i].argmax())) for i in range(8)]
+    assert maps["selective_normgrad", "layer4"].shape == (8, 1, 4, 4) and masks[0].shape == (64, 64)
+
+
+def test_export_returns_eval_copy():
+    model = build("mini_resnet", 12).train()
+    out = export(model)
+    assert out is not model and not out.training and model.training

@@ -1,0 +1,133 @@
+"""The synthetic testbed: seeded, exact masks, the VOC "difficult" rule, captions, verified caches."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from revisal.data import render, testbed
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return testbed.load("val", n=300, cache_dir=None, progress=False, workers=1)
+
+
+def test_scenes_are_pure_functions_of_seed_split_index(scenes):
+    again = testbed.load("val", n=300, cache_dir=None, progress=False, workers=2)
+    for name in testbed.ARRAYS:
+        assert np.array_equal(scenes.arrays[name], again.arrays[name])
+    other_split = testbed.load("test", n=20, cache_dir=None, progress=False, workers=1)
+    assert not np.array_equal(other_split.arrays["images"], scenes.arrays["images"][:20])
+    single = render.render(np.random.default_rng([0, testbed.SPLITS["val"], 17]), render.SceneSpec(64))
+    assert np.array_equal(single.image, scenes.image(17))
+
+
+def test_shapes_and_ranges(scenes):
+    a = scenes.arrays
+    assert a["images"].shape == (300, 64, 64, 3) and a["images"].dtype == np.uint8
+    counts = (a["classes"] >= 0).sum(1)
+    assert counts.min() >= 1 and counts.max() <= render.MAX_OBJECTS
+    assert set(np.unique(a["classes"][a["classes"] >= 0])) == set(range(len(render.CLASSES)))
+    pixels, labels = scenes[0]
+    assert pixels.shape == (3, 64, 64) and 0 <= float(pixels.min()) and float(pixels.max()) <= 1
+    assert labels.shape == (12,) and set(labels.tolist()) <= {0.0, 1.0}
+
+
+def test_masks_boxes_and_labels_are_exact(scenes):
+    a = scenes.arrays
+    for i in range(len(scenes)):
+        inst = a["instances"][i]
+        present = scenes.class_ids(i)
+        assert present == sorted(np.nonzero(scenes.labels[i].numpy())[0].tolist())
+        for j, c in enumerate(a["classes"][i]):
+            if c < 0:
+                assert not (inst == j + 1).any()
+                continue
+            yy, xx = np.nonzero(inst == j + 1)
+            assert yy.size == a["areas"][i][j] > 0
+            assert tuple(a["boxes"][i][j]) == (xx.min(), yy.min(), xx.max(), yy.max())
+        for c in present:
+            slots = [j + 1 for j, k in enumerate(a["classes"][i]) if k == c]
+            assert np.array_equal(scenes.class_mask(i, c), np.isin(inst, slots))
+
+
+def test_occluded_objects_keep_half_their_area(scenes):
+    a = scenes.arrays
+    real = a["classes"] >= 0
+    assert np.all(a["areas"][real] >= 0.5 * a["drawn"][real])
+    assert np.any(a["areas"][real] < a["drawn"][real])  # occlusion does happen
+    assert np.all(a["drawn"][~real] == 0)
+
+
+def test_difficult_rule(scenes):
+    seen = {True: 0, False: 0}
+    for i in range(len(scenes)):
+        present = scenes.class_ids(i)
+        for c in present:
+            area = scenes.class_mask(i, c).mean()
+            want = area < 0.25 and len(present) > 1
+            assert scenes.difficult(i, c) == want
+            seen[want] += 1
+    assert seen[True] and seen[False]  # both kinds occur
+
+
+def test_captions_name_the_objects(scenes):
+    for i in range(50):
+        text = scenes.caption(i)
+        objs = sorted(scenes.objects(i), key=lambda o: -o["area"])
+        assert text.startswith(("a ", "an "))
+        for o in objs:
+            assert f"{o['colour']} {o['class']}" in text
+        if len(objs) > 1:
+            assert any(r in text for r in ("left of", "right of", "above", "below"))
+    assert render.caption(np.array([3, -1, -1, -1]), np.array([1, -1, -1, -1]), np.zeros((4, 4)), np.array([5, 0, 0, 0])) \
+        == "an orange frame"
+
+
+def test_tolerance_scales_with_size(scenes):
+    assert scenes.tolerance == pytest.approx(15 / 500 * 64)
+
+
+def test_cache_is_reused_and_corruption_detected(tmp_path, monkeypatch):
+    first = testbed.load("test", n=30, cache_dir=tmp_path, progress=False, workers=1)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".npz")
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("should have been read from the cache")
+
+    monkeypatch.setattr(testbed, "generate", no_generation)
+    cached = testbed.load("test", n=30, cache_dir=tmp_path, progress=False)
+    assert np.array_equal(cached.arrays["images"], first.arrays["images"])
+
+    monkeypatch.undo()
+    meta = next(tmp_path.glob("*.json"))
+    record = json.loads(meta.read_text())
+    record["sha256"] = "0" * 64  # the arrays no longer match their checksum
+    meta.write_text(json.dumps(record))
+    regenerated = testbed.load("test", n=30, cache_dir=tmp_path, progress=False, workers=1)
+    assert np.array_equal(regenerated.arrays["images"], first.arrays["images"])
+    assert json.loads(meta.read_text())["sha256"] != "0" * 64
+
+    npz = next(tmp_path.glob("*.npz"))
+    npz.write_bytes(npz.read_bytes()[:100])  # truncated file
+    assert np.array_equal(testbed.load("test", n=30, cache_dir=tmp_path, progress=False, workers=1).arrays["images"],
+                          first.arrays["images"])
+
+
+def test_different_parameters_use_different_cache_entries():
+    spec = render.SceneSpec(64)
+    assert testbed.cache_key("test", 30, spec, 0) != testbed.cache_key("test", 30, spec, 1)
+    assert testbed.cache_key("test", 30, spec, 0) != testbed.cache_key("test", 30, render.SceneSpec(64, noise=0.05), 0)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="split"):
+        testbed.load("training", n=2, cache_dir=None)
+    with pytest.raises(ValueError, match="n:"):
+        testbed.load("test", n=0, cache_dir=None)
+    with pytest.raises(ValueError, match="size"):
+        render.SceneSpec(8)
