@@ -44,3 +44,18 @@ def flag_agreement(pairs: list[PointingPair], reference: dict[str, list[bool]]) 
     agree = sum(a == b for a, b in compared)
     return {"pairs": len(compared), "agree": agree, "agreement": agree / len(compared) if compared else float("nan"),
             "ours_only": sum(a and not b for a, b in compared), "reference_only": sum(b and not a for a, b in compared)}
+
+
+def torchray_flags(dataset: str) -> dict[str, list[bool]] | None:
+    """TorchRay's precomputed difficult flags for ``"voc07"`` or ``"coco14"``, if TorchRay is
+    installed (it is CC-BY-NC, so revisal does not ship them); ``None`` otherwise."""
+    names = {"voc07": "pointing_game_ebp_voc07_difficult.txt", "coco14": "pointing_game_ebp_coco_difficult.txt"}
+    if dataset not in names:
+        raise ValueError(f"dataset: expected one of {sorted(names)}, got {dataset!r}")
+    try:
+        from importlib import resources
+
+        path = resources.files("torchray.benchmark") / names[dataset]
+        return read_flag_file(path) if path.is_file() else None
+    except ModuleNotFoundError:
+        return None
