@@ -8,6 +8,7 @@
 from .aggregations import AGGREGATIONS, Aggregation
 from .engine import saliency
 from .maps import SaliencyMaps
+from .meta import MetaStep
 from .methods import DEFAULT_METHODS, METHODS, Method, register_method
 from .sites import SITES, Site
 
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_METHODS",
     "METHODS",
     "Method",
+    "MetaStep",
     "SITES",
     "SaliencyMaps",
     "Site",

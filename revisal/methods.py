@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from typing import Iterable, Union
 
 from .aggregations import AGGREGATIONS, Aggregation
+from .rules import RULES
 from .sites import SITES, Site
 
 
 @dataclass(frozen=True)
 class Method:
-    """A non-invasive saliency method: extract at ``site``, reduce with ``aggregation``.
+    """A saliency method: extract at ``site``, reduce with ``aggregation``, with ``g`` obtained by
+    ordinary backpropagation (``rule="gradient"``, the non-invasive methods) or by a modified
+    backward rule (``"guided"``, ``"deconvnet"``, ``"excitation"``, ``"contrastive_excitation"``).
 
     Attributes:
         name: the key its maps are stored under in :class:`revisal.SaliencyMaps`.
@@ -28,6 +31,7 @@ class Method:
         aggregation: a key of :data:`revisal.aggregations.AGGREGATIONS`.
         formula: the resulting map in the paper's notation (documentation only).
         paper: where the method comes from.
+        rule: the backward rule (see :mod:`revisal.rules`); each distinct rule costs one pass.
     """
 
     name: str
@@ -35,6 +39,7 @@ class Method:
     aggregation: str
     formula: str = ""
     paper: str = ""
+    rule: str = "gradient"
     _site: Site = field(init=False, repr=False, compare=False)
     _aggregation: Aggregation = field(init=False, repr=False, compare=False)
 
@@ -46,6 +51,8 @@ class Method:
                 f"aggregation: unknown aggregation {self.aggregation!r}; "
                 f"expected one of {sorted(AGGREGATIONS)}"
             )
+        if self.rule not in RULES:
+            raise ValueError(f"rule: unknown backward rule {self.rule!r}; expected one of {RULES}")
         object.__setattr__(self, "_site", SITES[self.site])
         object.__setattr__(self, "_aggregation", AGGREGATIONS[self.aggregation])
 
@@ -57,16 +64,22 @@ class Method:
     def aggregation_spec(self) -> Aggregation:
         return self._aggregation
 
+    @property
+    def invasive(self) -> bool:
+        return self.rule != "gradient"
+
     def __repr__(self) -> str:
         tail = f": {self.formula}" if self.formula else ""
-        return f"Method({self.name!r} = {self.site} + {self.aggregation}{tail})"
+        rule = f" under {self.rule} backprop" if self.invasive else ""
+        return f"Method({self.name!r} = {self.site} + {self.aggregation}{rule}{tail})"
 
 
 METHODS: dict[str, Method] = {}
 
 
 def register_method(
-    name: str, site: str, aggregation: str, *, formula: str = "", paper: str = "", overwrite: bool = False
+    name: str, site: str, aggregation: str, *, formula: str = "", paper: str = "", rule: str = "gradient",
+    overwrite: bool = False,
 ) -> Method:
     """Add ``name = (site, aggregation)`` to :data:`METHODS` and return it.
 
@@ -77,7 +90,7 @@ def register_method(
         raise TypeError(f"name: expected a non-empty str, got {name!r}")
     if name in METHODS and not overwrite:
         raise ValueError(f"name: method {name!r} is already registered (pass overwrite=True)")
-    method = Method(name, site, aggregation, formula=formula, paper=paper)
+    method = Method(name, site, aggregation, formula=formula, paper=paper, rule=rule)
     METHODS[name] = method
     return method
 
@@ -92,6 +105,18 @@ for _args in (
     ("selective_normgrad", "scale", "filter_norm", "‖(g_u ⊙ x_u)₊‖", "Rebuffi et al. 2020"),
 ):
     register_method(_args[0], _args[1], _args[2], formula=_args[3], paper=_args[4])
+
+# Invasive baselines: the same (site, aggregation) machinery on a modified backward signal g̃
+# (TorchRay's conventions: max-abs over channels for guided backprop / deconvnet, channel sum for
+# excitation backprop, its positive part for the contrastive variant).
+for _args in (
+    ("guided_backprop", "maxabs", "guided", "max_k |g̃_k|, ReLU* = p₊·1[x>0]", "Springenberg et al. 2015"),
+    ("deconvnet", "maxabs", "deconvnet", "max_k |g̃_k|, ReLU* = p₊", "Zeiler & Fergus 2014"),
+    ("excitation_backprop", "sum", "excitation", "Σ_k p_k (winning probabilities)", "Zhang et al. 2016"),
+    ("contrastive_excitation_backprop", "relu_sum", "contrastive_excitation", "(Σ_k p_k − p̄_k)₊ (minus the dual)",
+     "Zhang et al. 2016"),
+):
+    register_method(_args[0], "bias", _args[1], formula=_args[3], paper=_args[4], rule=_args[2])
 
 MethodSpec = Union[str, Method, tuple]
 

@@ -34,10 +34,13 @@ class LayerProbe:
     output: Tensor | None = field(default=None, repr=False)
     input_stats: dict[str, Tensor] = field(default_factory=dict, repr=False)
     calls: int = 0
+    order: int = -1  # position in forward execution (-1: the network input)
+    feature_map: bool = True  # False for a probe kept only for its place in the forward order
+    _clock: list = field(default_factory=lambda: [0], repr=False)  # shared by the probes of a pass
 
     def capture(self, value: Tensor) -> Tensor:
         """Keep ``value`` as this layer's activation and return what the network continues with."""
-        if not isinstance(value, Tensor) or value.dim() != 4 or not value.is_floating_point():
+        if not isinstance(value, Tensor) or not value.is_floating_point() or (self.feature_map and value.dim() != 4):
             desc = f"shape {tuple(value.shape)}, dtype {value.dtype}" if isinstance(value, Tensor) else type(value).__name__
             raise ValueError(
                 f"layers: {self.name!r} outputs {desc}; saliency needs a floating-point feature map [N, C, H, W]"
@@ -54,6 +57,8 @@ class LayerProbe:
                 f"layers: module {self.name!r} runs more than once in one forward pass (a shared module), "
                 "so its output is ambiguous; pick a module that runs once"
             )
+        self.order = self._clock[0]
+        self._clock[0] += 1
         if self.conv_window is not None:
             with torch.no_grad():
                 stats = factor_stats(args[0], self.conv_stats, self.conv_window.groups)
@@ -65,8 +70,10 @@ class LayerProbe:
 def attached(probes: list[LayerProbe]) -> Iterator[list[LayerProbe]]:
     """Register the probes' forward hooks for the duration of the block, then remove them."""
     handles = []
+    clock = [0]
     try:
         for probe in probes:
+            probe._clock = clock
             if probe.module is not None:
                 handles.append(probe.module.register_forward_hook(probe.hook))
         yield probes

@@ -88,6 +88,11 @@ def check_target(target: Target, n: int) -> Tensor | Callable[[object], Tensor]:
     return ids
 
 
+def check_class_ids(ids: Tensor, classes: int) -> None:
+    if bool((ids >= classes).any()):
+        raise ValueError(f"target: class id {int(ids.max())} out of range for a model with {classes} outputs")
+
+
 def objective(output: object, target: Tensor | Callable[[object], Tensor], n: int) -> Tensor:
     """The per-sample scalar to explain: the target logit, or the callable's value."""
     if callable(target) and not isinstance(target, Tensor):
@@ -102,8 +107,6 @@ def objective(output: object, target: Tensor | Callable[[object], Tensor], n: in
             f"target: class ids need a model output of shape [N, classes], got {shape}; "
             "pass a callable target that maps the output to Tensor[N]"
         )
-    classes = output.shape[1]
-    if bool((target >= classes).any()):
-        raise ValueError(f"target: class id {int(target.max())} out of range for a model with {classes} outputs")
+    check_class_ids(target, output.shape[1])
     index = target.to(output.device).clone()  # a normal tensor even if made under inference_mode
     return output.gather(1, index[:, None]).squeeze(1)

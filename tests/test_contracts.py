@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from conftest import SHARED_MODULE, TinyNet
+from conftest import SHARED_MODULE
 from torch import nn
 
 import revisal

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ..report import atomic_write, project_path
-from .render import CLASSES, COLOUR_NAMES, MAX_OBJECTS, SceneSpec, caption, render
+from .render import CLASSES, COLOUR_NAMES, SceneSpec, caption, render
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 DEFAULT_SIZES = {"train": 16000, "val": 1000, "test": 2000}
