@@ -5,7 +5,9 @@
 ...                         methods=["normgrad", "selective_normgrad"])      # doctest: +SKIP
 """
 
+from . import metrics
 from .aggregations import AGGREGATIONS, Aggregation
+from .combine import combine, layer_weights
 from .engine import saliency
 from .maps import SaliencyMaps
 from .meta import MetaStep
@@ -23,6 +25,9 @@ __all__ = [
     "MetaStep",
     "SITES",
     "SaliencyMaps",
+    "combine",
+    "layer_weights",
+    "metrics",
     "Site",
     "register_method",
     "saliency",

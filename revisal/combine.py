@@ -1,0 +1,162 @@
+"""Combining saliency maps across layers (paper § 4.2, supp. C).
+
+Per-layer maps ``m_j`` are min-max normalised per image (``(m − min)/(max − min + ε)``, so a constant
+map becomes 0 rather than NaN), resized to a common size, and combined with weights ``γ_j``
+normalised to sum to 1, either additively ``M = Σ_j γ_j m_j`` or as a product ``M = Π_j m_j^{γ_j}``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+EPS = 1e-8
+
+
+def normalize_maps(maps: Tensor, eps: float = EPS) -> Tensor:
+    """Min-max normalise each map of a [N, 1, H, W] batch to [0, 1]."""
+    flat = maps.flatten(1)
+    lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
+    return ((flat - lo) / (hi - lo + eps)).view_as(maps)
+
+
+def combine(per_layer: Sequence[Tensor], weights: Sequence[float] | Tensor, mode: Literal["sum", "product"] = "sum",
+            size: tuple[int, int] | None = None) -> Tensor:
+    r"""Weighted combination of one method's maps at J layers.
+
+    Args:
+        per_layer: J tensors ``[N, 1, h_j, w_j]`` (any resolutions).
+        weights: J non-negative weights γ_j (normalised here to sum to 1).
+        mode: ``"sum"`` for :math:`\sum_j \gamma_j \hat m_j` or ``"product"`` for
+            :math:`\prod_j \hat m_j^{\gamma_j}`, with :math:`\hat m_j` the normalised, resized maps.
+        size: common (H, W); default the largest map's size.
+
+    Returns:
+        ``[N, 1, H, W]``.
+    """
+    per_layer = list(per_layer)
+    w = torch.as_tensor(np.asarray(weights, dtype=np.float64) if not isinstance(weights, Tensor) else weights,
+                        dtype=torch.float64)
+    if not per_layer:
+        raise ValueError("per_layer: no maps to combine")
+    if w.dim() != 1 or len(w) != len(per_layer):
+        raise ValueError(f"weights: expected {len(per_layer)} weights, got shape {tuple(w.shape)}")
+    if bool((w < 0).any()) or not bool(torch.isfinite(w).all()) or float(w.sum()) <= 0:
+        raise ValueError(f"weights: expected finite non-negative weights with a positive sum, got {w.tolist()}")
+    if mode not in ("sum", "product"):
+        raise ValueError(f"mode: expected 'sum' or 'product', got {mode!r}")
+    w = w / w.sum()
+    if size is None:
+        size = max((tuple(m.shape[-2:]) for m in per_layer), key=lambda s: s[0] * s[1])
+    maps = [normalize_maps(F.interpolate(m.double(), size=size, mode="bilinear", align_corners=False)
+                           if tuple(m.shape[-2:]) != tuple(size) else m.double()) for m in per_layer]
+    if mode == "sum":
+        out = sum(float(g) * m for g, m in zip(w, maps))
+    else:
+        out = torch.ones_like(maps[0])
+        for g, m in zip(w, maps):
+            out = out * m.clamp_min(0) ** float(g)
+    return out.to(per_layer[0].dtype if per_layer[0].is_floating_point() else torch.float32)
+
+
+def layer_weights(kind: Literal["feature_spread", "probe_accuracy", "linear", "uniform"], *,
+                  num_layers: int | None = None, features: Sequence[Tensor] | None = None,
+                  labels: Tensor | None = None, holdout: float = 0.5, seed: int = 0, steps: int = 300) -> np.ndarray:
+    r"""Per-layer weights γ_j (unnormalised; :func:`combine` normalises them).
+
+    * ``"uniform"``: γ_j = 1/J.
+    * ``"linear"``: γ_j = j/J for j = 1..J (shallow to deep).
+    * ``"feature_spread"``: with :math:`\bar x^i` the spatial mean of layer j's activations for
+      image i (one value per channel) over M images sampled across classes and
+      :math:`\bar x^\mu = \frac1M\sum_i |\bar x^i|`, γ_j = :math:`\frac1M\sum_i |\bar x^i - \bar x^\mu|`,
+      the absolute values taken per channel and averaged over channels (the paper's formula leaves
+      the reduction over channels implicit).
+    * ``"probe_accuracy"``: a linear classifier trained on the globally average-pooled, standardised
+      features of a ``1 − holdout`` fraction of the images; γ_j is its accuracy on the held-out rest.
+      Multi-label data (``labels`` is [M, C] multi-hot): the probe is trained with a per-class
+      logistic loss and a held-out image counts as correct when its top-scoring class is one of its
+      labels; single-label data (``labels`` is [M] class ids): softmax probe, ordinary accuracy.
+
+    Args:
+        features: for the data-driven kinds, J tensors ``[M, C_j, H_j, W_j]`` (layer activations;
+            :func:`layer_activations` collects them).
+        labels: for ``"probe_accuracy"``.
+    """
+    if kind in ("uniform", "linear"):
+        j = num_layers if num_layers is not None else (len(features) if features is not None else None)
+        if not j or j < 1:
+            raise ValueError("num_layers: expected the number of layers (or features) for uniform/linear weights")
+        return np.full(j, 1 / j) if kind == "uniform" else np.arange(1, j + 1) / j
+    if features is None or len(features) == 0:
+        raise ValueError(f"features: {kind!r} weights need each layer's activations over M images")
+    pooled = [f.detach().double().mean(dim=(2, 3)) for f in features]  # [M, C_j]
+    if kind == "feature_spread":
+        return np.array([float((p - p.abs().mean(0, keepdim=True)).abs().mean()) for p in pooled])
+    if kind == "probe_accuracy":
+        if labels is None:
+            raise ValueError("labels: 'probe_accuracy' weights need the images' labels")
+        return np.array([_probe_accuracy(p, labels, holdout, seed, steps) for p in pooled])
+    raise ValueError(f"kind: expected 'feature_spread', 'probe_accuracy', 'linear' or 'uniform', got {kind!r}")
+
+
+def _probe_accuracy(x: Tensor, labels: Tensor, holdout: float, seed: int, steps: int) -> float:
+    g = torch.Generator().manual_seed(seed)
+    m = x.shape[0]
+    order = torch.randperm(m, generator=g)
+    n_test = max(1, int(round(holdout * m)))
+    test, train = order[:n_test], order[n_test:]
+    mean, std = x[train].mean(0), x[train].std(0).clamp_min(1e-6)
+    z = (x - mean) / std
+    multilabel = labels.dim() == 2
+    classes = labels.shape[1] if multilabel else int(labels.max()) + 1
+    probe = nn.Linear(z.shape[1], classes).double()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        probe.reset_parameters()
+    opt = torch.optim.LBFGS(probe.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
+    target = labels.double() if multilabel else labels.long()
+
+    def closure():
+        opt.zero_grad()
+        out = probe(z[train])
+        loss = (F.binary_cross_entropy_with_logits(out, target[train]) if multilabel
+                else F.cross_entropy(out, target[train])) + 1e-4 * probe.weight.square().sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    with torch.no_grad():
+        top = probe(z[test]).argmax(1)
+    if multilabel:
+        return float(labels[test].gather(1, top[:, None]).squeeze(1).gt(0.5).double().mean())
+    return float((top == labels[test]).double().mean())
+
+
+def layer_activations(model: nn.Module, images: Tensor, layers: Sequence[str], batch_size: int = 64) -> list[Tensor]:
+    """Each layer's output for ``images`` (eval mode, no gradients; ``""`` is the input)."""
+    from .state import preserved_state
+
+    modules = dict(model.named_modules())
+    outputs: dict[str, list[Tensor]] = {name: [] for name in layers}
+
+    def keep(name):
+        def hook(module, args, out):
+            outputs[name].append(out.detach().clone())
+        return hook
+
+    handles = [modules[name].register_forward_hook(keep(name)) for name in layers if name]
+    try:
+        with preserved_state(model), torch.no_grad():
+            for chunk in images.split(batch_size):
+                if "" in outputs:
+                    outputs[""].append(chunk.clone())
+                model(chunk)
+    finally:
+        for h in handles:
+            h.remove()
+    return [torch.cat(outputs[name]) for name in layers]

@@ -1,0 +1,26 @@
+"""The compute behind notebooks 01–05: cached, resumable, shardable experiment runners.
+
+Every runner hashes (model, weights checksum, data, parameters, code version) into a cache key
+under ``data/cache/``, writes results in atomically written, digest-checked parts, and can be
+re-run at no cost. ``python -m revisal.experiments --help`` runs them from a shell.
+"""
+
+from .analyses import class_sensitivity, identity_trick, meta_dynamics, randomization, weights_for_layers
+from .cache import CACHE_ROOT, RunCache, code_version, parse_shard, weights_checksum
+from .pointing import (
+    DEFAULT_COMBINATIONS,
+    TABLE3_METHODS,
+    TORCHRAY_SMOOTHING,
+    WEIGHT_KINDS,
+    PointingResults,
+    pointing_game,
+)
+from .sources import DetectionSource, Pair, TestbedSource, acceptance_region
+from .setup import testbed_source, weight_sample
+
+__all__ = [
+    "CACHE_ROOT", "DEFAULT_COMBINATIONS", "DetectionSource", "Pair", "PointingResults", "RunCache",
+    "TABLE3_METHODS", "TORCHRAY_SMOOTHING", "TestbedSource", "WEIGHT_KINDS", "acceptance_region", "class_sensitivity",
+    "code_version", "identity_trick", "meta_dynamics", "parse_shard", "pointing_game", "randomization",
+    "testbed_source", "weight_sample", "weights_checksum", "weights_for_layers",
+]

@@ -1,0 +1,168 @@
+"""Cached runners for the correlation studies: layer weights (Fig. 9), class sensitivity (Figs. 6, 7),
+the identity trick (Table 4), meta-saliency over training (Figs. 10, 11) and cascading
+randomisation (Figs. 8, 13). Each hashes its inputs into a :class:`RunCache` key; work is split
+into parts of images so a killed run resumes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from torch import Tensor
+from tqdm import tqdm
+
+from ..combine import layer_activations, layer_weights
+from ..engine import saliency
+from ..metrics import class_sensitivity as _class_sensitivity
+from ..metrics import identity_trick_correlation, spearman
+from ..metrics.randomization import cascading_randomization
+from .cache import CACHE_ROOT, RunCache, device_of, weights_checksum
+from .pointing import WEIGHT_KINDS
+
+SEP = "|"  # joins (method, layer) into array names
+
+
+def tensor_digest(t: Tensor) -> str:
+    return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def _parts(n: int, size: int) -> list[slice]:
+    return [slice(a, min(a + size, n)) for a in range(0, n, size)]
+
+
+def _run_parts(cache: RunCache, n: int, part_size: int, compute: Callable[[slice], dict], desc: str,
+               progress: bool) -> dict[str, np.ndarray]:
+    """Compute (or load) each part of ``n`` items and concatenate the arrays along axis 0."""
+    slices = _parts(n, part_size)
+    out = []
+    with tqdm(total=n, desc=desc, unit="img", disable=not progress) as bar:
+        for p, sl in enumerate(slices):
+            part = cache.load(p)
+            if part is None:
+                part = {k: np.asarray(v) for k, v in compute(sl).items()}
+                cache.save(p, part)
+            out.append(part)
+            bar.update(sl.stop - sl.start)
+    return {k: np.concatenate([o[k] for o in out]) for k in out[0]}
+
+
+def weights_for_layers(zoo, images: Tensor, labels: Tensor, layers: Sequence[str], *, kinds=WEIGHT_KINDS,
+                       device=None, cache_root=CACHE_ROOT, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per-layer weights of every kind (Fig. 9) from M images sampled across classes (cached)."""
+    spec = {"model": zoo.name, "weights": weights_checksum(zoo.model), "images": tensor_digest(images),
+            "labels": tensor_digest(labels), "layers": list(layers), "kinds": list(kinds), "seed": seed}
+    cache = RunCache("layer_weights", spec, cache_root)
+    found = cache.load(0)
+    if found is None:
+        feats = layer_activations(zoo.model.to(device_of(device)), images.to(device_of(device)), list(layers))
+        found = {kind: layer_weights(kind, features=feats, labels=labels, seed=seed) for kind in kinds}
+        cache.save(0, found)
+    return {k: np.asarray(v) for k, v in found.items()}
+
+
+def class_sensitivity(zoo, images: Tensor, methods: Sequence[str], layers: Sequence[str], *, meta=None,
+                      size=None, batch_size: int = 32, part_size: int = 64, device=None, cache_root=CACHE_ROOT,
+                      progress: bool = True) -> dict[tuple[str, str], np.ndarray]:
+    """Max- vs min-class map correlation per image for every (method, layer) (paper § 4.3)."""
+    device = device_of(device)
+    model = zoo.model.to(device)
+    spec = {"model": zoo.name, "weights": weights_checksum(model), "images": tensor_digest(images),
+            "methods": list(methods), "layers": list(layers), "meta": repr(meta), "size": size, "part": part_size}
+    cache = RunCache("class_sensitivity", spec, cache_root)
+
+    def compute(sl):
+        corr = _class_sensitivity(model, images[sl].to(device), layers, methods, meta=meta, size=size,
+                                  batch_size=batch_size)
+        return {f"{m}{SEP}{l}": v.cpu().numpy() for (m, l), v in corr.items()}
+
+    arrays = _run_parts(cache, len(images), part_size, compute, f"class sensitivity {zoo.name}", progress)
+    return {tuple(k.split(SEP)): v for k, v in arrays.items()}
+
+
+def identity_trick(zoo, images: Tensor, target: Tensor, conv_layers: Sequence[str], *, size=None,
+                   batch_size: int = 32, part_size: int = 64, device=None, cache_root=CACHE_ROOT,
+                   progress: bool = True) -> dict[str, np.ndarray]:
+    """Per-image correlation of NormGrad with and without the virtual identity (Table 4)."""
+    device = device_of(device)
+    model = zoo.model.to(device)
+    spec = {"model": zoo.name, "weights": weights_checksum(model), "images": tensor_digest(images),
+            "target": tensor_digest(target), "layers": list(conv_layers), "size": size, "part": part_size}
+    cache = RunCache("identity_trick", spec, cache_root)
+
+    def compute(sl):
+        corr = identity_trick_correlation(model, images[sl].to(device), target[sl], conv_layers, size=size,
+                                          batch_size=batch_size)
+        return {layer: v.cpu().numpy() for layer, v in corr.items()}
+
+    return _run_parts(cache, len(images), part_size, compute, f"identity trick {zoo.name}", progress)
+
+
+def meta_dynamics(load_checkpoint: Callable[[Path], object], checkpoints: Sequence[Path], splits: dict[str, tuple],
+                  methods: Sequence[str], layers: Sequence[str], meta, *, size=None, device=None,
+                  cache_root=CACHE_ROOT, progress: bool = True) -> dict[str, np.ndarray]:
+    """Meta-saliency over training (supp. D, Figs. 10, 11).
+
+    For every checkpoint (epoch) and every split (``name → (images, target)``): the mean correlation
+    between meta and plain maps (``"<split>|<method>|<layer>"``, [epochs]); and, for each split, the
+    mean correlation between an epoch's meta maps and the last epoch's (``"final|<split>|..."``).
+    """
+    device = device_of(device)
+    checkpoints = [Path(c) for c in checkpoints]
+    spec = {"checkpoints": [hashlib.sha256(c.read_bytes()).hexdigest()[:16] for c in checkpoints],
+            "splits": {k: (tensor_digest(x), tensor_digest(t)) for k, (x, t) in splits.items()},
+            "methods": list(methods), "layers": list(layers), "meta": repr(meta), "size": size}
+    cache = RunCache("meta_dynamics", spec, cache_root)
+    found = cache.load(0)
+    if found is not None:
+        return found
+    per_epoch, meta_maps = [], []
+    for ckpt in tqdm(checkpoints, desc="meta dynamics", unit="epoch", disable=not progress):
+        zoo = load_checkpoint(ckpt)
+        model = zoo.model.to(device)
+        row, maps_here = {}, {}
+        for split, (x, t) in splits.items():
+            x = x.to(device)
+            plain = saliency(model, x, t, layers, methods)
+            stepped = saliency(model, x, t, layers, methods, meta=meta)
+            maps_here[split] = stepped
+            for key in plain:
+                row[f"{split}{SEP}{key[0]}{SEP}{key[1]}"] = float(spearman(plain[key], stepped[key], size or x.shape[-2:]).nanmean())
+        per_epoch.append(row)
+        meta_maps.append(maps_here)
+    out = {k: np.array([r[k] for r in per_epoch]) for k in per_epoch[0]}
+    for split, (x, _) in splits.items():
+        final = meta_maps[-1][split]
+        for key in final:
+            out[f"final{SEP}{split}{SEP}{key[0]}{SEP}{key[1]}"] = np.array(
+                [float(spearman(m[split][key], final[key], size or x.shape[-2:]).nanmean()) for m in meta_maps])
+    cache.save(0, out)
+    return out
+
+
+def randomization(zoo, images: Tensor, target: Tensor, methods: Sequence[str], layers: Sequence[str], *,
+                  blocks: Sequence[str] | None = None, meta=None, seed: int = 0, keep_maps: int = 0, size=None,
+                  device=None, cache_root=CACHE_ROOT) -> dict[str, np.ndarray]:
+    """Cascading randomisation (Figs. 8, 13): ``"corr|<method>|<layer>"`` [stages, N], ``"stages"``,
+    and for the first ``keep_maps`` images ``"maps|<method>|<layer>"`` [stages, keep, H, W]."""
+    device = device_of(device)
+    model = zoo.model.to(device)
+    spec = {"model": zoo.name, "weights": weights_checksum(model), "images": tensor_digest(images),
+            "target": tensor_digest(target), "methods": list(methods), "layers": list(layers),
+            "blocks": list(blocks) if blocks is not None else None, "meta": repr(meta), "seed": seed,
+            "keep": keep_maps, "size": size}
+    cache = RunCache("randomization", spec, cache_root)
+    found = cache.load(0)
+    if found is not None:
+        return found
+    result = cascading_randomization(model, images.to(device), target, layers, methods, blocks=blocks, seed=seed,
+                                     meta=meta, size=size, keep_maps=keep_maps > 0)
+    out = {"stages": np.array(result.stages)}
+    for (m, l), corr in result.correlation.items():
+        out[f"corr{SEP}{m}{SEP}{l}"] = corr.cpu().numpy()
+        if keep_maps:
+            out[f"maps{SEP}{m}{SEP}{l}"] = np.stack(
+                [s.resized(tuple(images.shape[-2:]))[m, l][:keep_maps, 0].cpu().numpy() for s in result.maps])
+    cache.save(0, out)
+    return out

@@ -1,0 +1,122 @@
+"""Image-class pairs for the pointing game, from the testbed, VOC07 or COCO14, ready for a model.
+
+A source lists its pairs cheaply (class id, difficult flag, image index) and loads a group of pairs
+on demand: the model input (preprocessed), each pair's ground-truth mask at the original image size
+and that size. Pairs of one image share its input; testbed images all have one size, so pairs of
+many images batch together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Pair:
+    image: int
+    class_id: int
+    difficult: bool
+
+
+class PointingSource(Protocol):
+    num_classes: int
+    tolerance: float
+
+    def describe(self) -> dict: ...
+    def pairs(self) -> list[Pair]: ...
+    def load(self, pairs: list[Pair]) -> tuple[Tensor, list[np.ndarray], list[tuple[int, int]]]: ...
+    def same_input(self, a: Pair, b: Pair) -> bool: ...
+
+
+class TestbedSource:
+    """A testbed split; tolerance 15/500 of the image side (1.92 px at 64 px)."""
+
+    def __init__(self, split, normalize: Callable[[Tensor], Tensor]):
+        from ..data.render import CLASSES
+
+        self.split, self.normalize = split, normalize
+        self.num_classes, self.tolerance = len(CLASSES), split.tolerance
+
+    def describe(self) -> dict:
+        return {"dataset": "testbed", "split": self.split.split, "n": len(self.split), "size": self.split.size,
+                "seed": self.split.seed}
+
+    def pairs(self) -> list[Pair]:
+        return [Pair(i, c, self.split.difficult(i, c)) for i in range(len(self.split)) for c in self.split.class_ids(i)]
+
+    def load(self, pairs):
+        inputs = self.normalize(self.split.pixels([p.image for p in pairs]))
+        masks = [self.split.class_mask(p.image, p.class_id) for p in pairs]
+        return inputs, masks, [(self.split.size, self.split.size)] * len(pairs)
+
+    def same_input(self, a: Pair, b: Pair) -> bool:
+        return True  # every testbed image has the same size
+
+
+class DetectionSource:
+    """VOC07 or COCO14 image-class pairs through ``revisal.data.pascal`` / ``revisal.data.coco``;
+    inputs are resized so the shorter side is ``input_size`` (aspect kept), as TorchRay's benchmark."""
+
+    def __init__(self, name: str, dataset, normalize: Callable[[Tensor], Tensor], input_size: int = 224,
+                 tolerance: float = 15, flags: dict[str, list[bool]] | None = None):
+        from ..data import coco, pascal
+
+        if name not in ("voc07", "coco14"):
+            raise ValueError(f"name: expected 'voc07' or 'coco14', got {name!r}")
+        self.name, self.dataset, self.normalize = name, dataset, normalize
+        self.input_size, self.tolerance, self.flags = input_size, tolerance, flags
+        self.num_classes = 20 if name == "voc07" else 80
+        self._module = pascal if name == "voc07" else coco
+        self._pairs = None
+
+    def describe(self) -> dict:
+        root = getattr(self.dataset, "root", "")
+        return {"dataset": self.name, "root": str(root), "n": len(self.dataset), "input_size": self.input_size,
+                "tolerance": self.tolerance, "flags": "torchray" if self.flags else "rule"}
+
+    def pairs(self) -> list[Pair]:
+        if self._pairs is None:
+            out = []
+            for p in self._module.pointing_pairs(self.dataset):
+                difficult = p.difficult
+                if self.flags is not None and p.name in self.flags:
+                    difficult = self.flags[p.name][p.class_id]
+                out.append(Pair(p.index, p.class_id, difficult))
+            self._pairs = out
+        return self._pairs
+
+    def load(self, pairs):
+        from torchvision.transforms.functional import to_tensor
+
+        from ..data.transforms import ShorterSide
+
+        image, target = self.dataset[pairs[0].image]
+        x = self.normalize(ShorterSide(self.input_size)(to_tensor(image)))[None]
+        h, w = image.height, image.width
+        masks = [self._mask(target, p.class_id, h, w) for p in pairs]
+        return x.expand(len(pairs), -1, -1, -1), masks, [(h, w)] * len(pairs)
+
+    def _mask(self, target, class_id: int, h: int, w: int) -> np.ndarray:
+        if self.name == "voc07":
+            return self._module.class_mask(target, class_id)
+        return self._module.class_mask(self.dataset.coco, target, class_id, h, w)
+
+    def same_input(self, a: Pair, b: Pair) -> bool:
+        return a.image == b.image
+
+
+def acceptance_region(mask: np.ndarray, tolerance: float) -> Tensor:
+    """Pixels strictly within ``tolerance`` of some mask pixel (bool [H, W]): a predicted point is a
+    hit exactly when it falls in this region (the pointing game's rule, precomputed per pair)."""
+    r = int(np.ceil(tolerance))
+    offsets = torch.arange(-r, r + 1, dtype=torch.float64)
+    disk = ((offsets[:, None] ** 2 + offsets[None, :] ** 2) < tolerance**2).float()
+    m = torch.as_tensor(mask, dtype=torch.float32)[None, None]
+    hit = torch.nn.functional.conv2d(m, disk[None, None], padding=r)
+    return hit[0, 0] > 0.5
+

@@ -1,0 +1,107 @@
+"""Rank correlation between saliency maps, and the analyses built on it (paper §§ 4.1, 4.3)."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Key = tuple[str, str]
+
+
+def _as_batch(maps: Tensor) -> Tensor:
+    if not isinstance(maps, Tensor):
+        raise TypeError(f"maps: expected a Tensor [N, 1, H, W] or [N, H, W], got {type(maps).__name__}")
+    if maps.dim() == 3:
+        maps = maps[:, None]
+    if maps.dim() != 4 or maps.shape[1] != 1:
+        raise ValueError(f"maps: expected [N, 1, H, W] or [N, H, W], got {tuple(maps.shape)}")
+    return maps.detach().double()
+
+
+def rank(values: Tensor) -> Tensor:
+    """Ranks (1-based) along dim 1, ties given their average rank (scipy's ``rankdata`` 'average')."""
+    n, m = values.shape
+    sorted_v, order = values.sort(dim=1, stable=True)
+    new_group = torch.ones_like(sorted_v, dtype=torch.bool)
+    new_group[:, 1:] = sorted_v[:, 1:] != sorted_v[:, :-1]
+    group = new_group.long().cumsum(1) - 1
+    position = torch.arange(1, m + 1, dtype=torch.float64, device=values.device).expand(n, m)
+    total = torch.zeros(n, m, dtype=torch.float64, device=values.device).scatter_add_(1, group, position)
+    count = torch.zeros(n, m, dtype=torch.float64, device=values.device).scatter_add_(1, group, torch.ones_like(position))
+    average = (total / count.clamp_min(1)).gather(1, group)
+    return torch.empty_like(average).scatter_(1, order, average)
+
+
+def spearman(a: Tensor, b: Tensor, size: tuple[int, int] | int | None = (224, 224)) -> Tensor:
+    r"""Per-sample Spearman rank correlation between two batches of maps.
+
+    Both batches are resized (bilinear) to ``size`` (the paper uses 224², the input resolution;
+    ``None`` keeps them as they are, which needs equal shapes); then
+    :math:`\rho = \mathrm{corr}(\mathrm{rank}(a), \mathrm{rank}(b))` with average ranks for ties.
+    A constant map has no ranking: its correlation is NaN, as in ``scipy.stats.spearmanr``.
+
+    Returns:
+        float64 ``Tensor[N]``.
+    """
+    a, b = _as_batch(a), _as_batch(b)
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"a, b: batch sizes differ ({a.shape[0]} and {b.shape[0]})")
+    if size is not None:
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        a = F.interpolate(a, size=size, mode="bilinear", align_corners=False) if a.shape[-2:] != size else a
+        b = F.interpolate(b, size=size, mode="bilinear", align_corners=False) if b.shape[-2:] != size else b
+    elif a.shape != b.shape:
+        raise ValueError(f"a, b: shapes differ ({tuple(a.shape)} and {tuple(b.shape)}); pass size=")
+    ra, rb = rank(a.flatten(1)), rank(b.flatten(1))
+    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
+    return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1))
+
+
+def _logits(model: nn.Module, images: Tensor, batch_size: int | None) -> Tensor:
+    from ..state import preserved_state
+
+    with preserved_state(model), torch.no_grad():
+        chunks = images.split(batch_size or len(images))
+        return torch.cat([model(chunk) for chunk in chunks])
+
+
+def class_sensitivity(model: nn.Module, images: Tensor, layers: Iterable[str], methods: Iterable,
+                      *, meta=None, size: tuple[int, int] | None = None, batch_size: int | None = None,
+                      **kwargs) -> dict[Key, Tensor]:
+    r"""Correlation between the maps for the maximally and the minimally predicted class (paper § 4.3).
+
+    For each image, ``c⁺ = argmax`` and ``c⁻ = argmin`` of the logits; the score of a (method, layer)
+    is ``spearman(map(c⁺), map(c⁻))`` per image. A class-sensitive method scores near 0; methods
+    that ignore the class (e.g. guided backprop) score near 1; sum-aggregated ones can be negative.
+    Pass ``meta=revisal.MetaStep(...)`` for the meta-saliency variant (Fig. 7).
+
+    Returns:
+        ``{(method, layer): float64 Tensor[N]}``.
+    """
+    from ..engine import saliency
+
+    logits = _logits(model, images, batch_size)
+    top, bottom = logits.argmax(1), logits.argmin(1)
+    maps = saliency(model, torch.cat([images, images]), torch.cat([top, bottom]), layers, methods, meta=meta,
+                    batch_size=batch_size, **kwargs)
+    n = images.shape[0]
+    size = size or tuple(images.shape[-2:])
+    return {key: spearman(m[:n], m[n:], size) for key, m in maps.items()}
+
+
+def identity_trick_correlation(model: nn.Module, images: Tensor, target, conv_layers: Iterable[str], *,
+                               size: tuple[int, int] | None = None, batch_size: int | None = None) -> dict[str, Tensor]:
+    r"""NormGrad with the virtual 1×1 identity after a conv (``‖g_u‖‖x^{out}_u‖``) vs NormGrad on that
+    conv's own N×N weights (``‖g_u‖‖x^{in}_{u,N×N}‖``), per image (paper § 4.1, Table 4).
+
+    Returns:
+        ``{layer: float64 Tensor[N]}`` of Spearman correlations.
+    """
+    from ..engine import saliency
+
+    maps = saliency(model, images, target, list(conv_layers), ["normgrad", "normgrad_conv"], batch_size=batch_size)
+    size = size or tuple(images.shape[-2:])
+    return {layer: spearman(maps["normgrad", layer], maps["normgrad_conv", layer], size) for layer in maps.layers}

@@ -1,0 +1,182 @@
+"""Experiment runners: cached, resumable after a kill, corruption detected, sharded = unsharded;
+and the model-level analyses (class sensitivity, identity trick, randomisation)."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import revisal
+from revisal import experiments
+from revisal.experiments import pointing as pointing_module
+from revisal.metrics import cascading_randomization, class_sensitivity, identity_trick_correlation, spearman
+from revisal.models import load
+
+METHODS = ["normgrad", "grad_cam", "linear_approx", "guided_backprop"]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    zoo = load("mini_resnet")
+    source = experiments.testbed_source(zoo, "test", n=24)
+    images, labels = experiments.weight_sample(zoo, m=60)
+    weights = experiments.weights_for_layers(zoo, images, labels, zoo.layers, cache_root=None)
+    return zoo, source, weights
+
+
+def run(setup, root, **kwargs):
+    zoo, source, weights = setup
+    return experiments.pointing_game(zoo, source, METHODS, list(zoo.layers), weights=weights, cache_root=root,
+                                     part_size=16, batch_size=8, progress=False, **kwargs)
+
+
+def same_results(a, b):
+    for name in ("hits", "class_ids", "difficult", "center"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_pointing_runner_scores_match_direct_computation(setup):
+    """Each stored hit equals the pointing rule applied to revisal.saliency's map for that pair."""
+    zoo, source, weights = setup
+    res = run(setup, None)
+    pairs = source.pairs()
+    assert res.pairs == len(pairs) > 24 and res.columns[: len(zoo.layers)] == list(zoo.layers)
+    inputs, masks, sizes = source.load(pairs[:6])
+    maps = revisal.saliency(zoo.model, inputs, torch.tensor([p.class_id for p in pairs[:6]]), zoo.layers,
+                            METHODS).resized(sizes[0])
+    for k in range(6):
+        for mi, method in enumerate(METHODS):
+            for li, layer in enumerate(zoo.layers):
+                xy = revisal.metrics.point(maps[method, layer][k, 0], sizes[0],
+                                           smooth=experiments.TORCHRAY_SMOOTHING.get(method, 0.0))
+                assert res.hits[k, mi, li] == revisal.metrics.is_hit(masks[k], xy, source.tolerance)
+    acc = res.accuracy("normgrad", "layer2")
+    assert 0 <= acc <= 100 and res.best_single("normgrad")[1] >= acc
+    assert res.best_combination("linear_approx")[0].startswith(("+", "×"))
+
+
+def test_cache_reused_resumed_and_verified(setup, tmp_path, monkeypatch):
+    uninterrupted = run(setup, None)
+    computed = []
+
+    def kill_after_first(part):
+        computed.append(part)
+        if len(computed) == 1:
+            raise KeyboardInterrupt  # the run is killed after writing one part
+
+    with pytest.raises(KeyboardInterrupt):
+        run(setup, tmp_path, _after_part=kill_after_first)
+    computed.clear()
+    resumed = run(setup, tmp_path, _after_part=computed.append)
+    assert 0 not in computed and len(computed) >= 1  # part 0 came from the cache
+    same_results(resumed, uninterrupted)
+
+    def no_saliency(*args, **kwargs):
+        raise AssertionError("everything should come from the cache")
+
+    monkeypatch.setattr(pointing_module, "saliency", no_saliency)
+    same_results(run(setup, tmp_path), uninterrupted)
+    monkeypatch.undo()
+
+    part = next(tmp_path.rglob("part-00001.npz"))
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])  # truncated: unreadable
+    with np.load(next(tmp_path.rglob("part-00002.npz"))) as z:  # readable, but a value was edited
+        arrays = dict(z)
+    arrays["hits"] = ~arrays["hits"]
+    np.savez_compressed(next(tmp_path.rglob("part-00002.npz")), **arrays)
+    computed.clear()
+    with pytest.warns(UserWarning, match="corrupt cache part"):
+        again = run(setup, tmp_path, _after_part=computed.append)
+    assert computed == [1, 2]
+    same_results(again, uninterrupted)
+
+
+def test_two_shards_merge_to_the_unsharded_result(setup, tmp_path):
+    assert run(setup, tmp_path, shard="0/2") is None  # shard 1 still missing
+    merged = run(setup, tmp_path, shard="1/2")
+    same_results(merged, run(setup, None))
+    same_results(run(setup, tmp_path, compute=False), merged)
+
+
+def test_parameters_change_the_key(setup):
+    zoo, source, weights = setup
+    a = experiments.RunCache("pointing", {"m": 1}, None).key
+    assert a != experiments.RunCache("pointing", {"m": 2}, None).key
+    other = copy.deepcopy(zoo.model)
+    with torch.no_grad():
+        next(other.parameters()).add_(1e-3)
+    assert experiments.weights_checksum(zoo.model) != experiments.weights_checksum(other)
+    with pytest.raises(ValueError, match="shard"):
+        experiments.parse_shard("2/2")
+
+
+def test_cli_prints_the_table(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "revisal.experiments", "pointing-game", "--model", "mini_vgg", "--n", "12",
+         "--methods", "normgrad", "grad_cam", "--quiet", "--cache-root", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, check=True,
+    ).stdout
+    assert "| normgrad |" in out and "centre baseline" in out and "difficult" in out
+    help_text = subprocess.run([sys.executable, "-m", "revisal.experiments", "pointing-game", "--help"],
+                               capture_output=True, text=True, check=True).stdout
+    assert "--shard" in help_text and "--merge" in help_text
+
+
+# --- analyses --------------------------------------------------------------------------------------
+@pytest.fixture
+def small():
+    zoo = load("mini_vgg")
+    split = revisal.data.testbed.load("val", n=6, progress=False, cache_dir=None, workers=1)
+    return zoo, zoo.normalize(split.pixels(range(6)))
+
+
+def test_class_sensitivity_correlates_max_and_min_class_maps(small):
+    zoo, x = small
+    corr = class_sensitivity(zoo.model, x, ["features.13"], ["linear_approx", "guided_backprop"])
+    with torch.no_grad():
+        logits = zoo.model(x)
+    a = revisal.saliency(zoo.model, x, logits.argmax(1), ["features.13"], ["linear_approx"])
+    b = revisal.saliency(zoo.model, x, logits.argmin(1), ["features.13"], ["linear_approx"])
+    want = spearman(a["linear_approx", "features.13"], b["linear_approx", "features.13"], (64, 64))
+    torch.testing.assert_close(corr["linear_approx", "features.13"], want, rtol=1e-4, atol=1e-4)  # batch of 12 vs 6
+    assert corr["guided_backprop", "features.13"].shape == (6,)
+
+
+def test_identity_trick_correlation(small):
+    zoo, x = small
+    corr = identity_trick_correlation(zoo.model, x, 3, ["features.5", "features.15"])
+    maps = revisal.saliency(zoo.model, x, 3, ["features.5"], ["normgrad", "normgrad_conv"])
+    torch.testing.assert_close(corr["features.5"], spearman(maps["normgrad", "features.5"],
+                                                             maps["normgrad_conv", "features.5"], (64, 64)))
+    assert float(corr["features.15"].mean()) > 0.5  # the two NormGrads agree closely (paper Table 4)
+
+
+def test_cascading_randomization_leaves_the_model_alone(small):
+    zoo, x = small
+    before = {k: v.clone() for k, v in zoo.model.state_dict().items()}
+    res = cascading_randomization(zoo.model, x, 2, ["features.8"], ["selective_normgrad", "guided_backprop"],
+                                  blocks=["classifier.3", "classifier.0", "features.17", "features.15"],
+                                  keep_maps=True)
+    assert all(torch.equal(v, zoo.model.state_dict()[k]) for k, v in before.items())
+    assert res.stages == ["trained", "classifier.3", "classifier.0", "features.17", "features.15"]
+    corr = res.correlation["selective_normgrad", "features.8"]
+    assert corr.shape == (5, 6) and torch.allclose(corr[0], torch.ones(6, dtype=torch.float64))
+    assert float(corr[-1].nanmean()) < 0.9  # randomising the top of the network scrambles the map
+    again = cascading_randomization(zoo.model, x, 2, ["features.8"], ["selective_normgrad"],
+                                    blocks=["classifier.3", "classifier.0"])
+    torch.testing.assert_close(again.correlation["selective_normgrad", "features.8"], corr[:3])  # seeded
+    assert len(res.maps) == 5
+
+
+def test_cached_analyses_are_reused(small, tmp_path, monkeypatch):
+    zoo, x = small
+    first = experiments.class_sensitivity(zoo, x, ["normgrad"], ["features.8"], cache_root=tmp_path, progress=False)
+    monkeypatch.setattr(experiments.analyses, "_class_sensitivity",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
+    again = experiments.class_sensitivity(zoo, x, ["normgrad"], ["features.8"], cache_root=tmp_path, progress=False)
+    np.testing.assert_array_equal(first["normgrad", "features.8"], again["normgrad", "features.8"])
