@@ -180,3 +180,35 @@ def test_cached_analyses_are_reused(small, tmp_path, monkeypatch):
                         lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
     again = experiments.class_sensitivity(zoo, x, ["normgrad"], ["features.8"], cache_root=tmp_path, progress=False)
     np.testing.assert_array_equal(first["normgrad", "features.8"], again["normgrad", "features.8"])
+
+
+def test_meta_dynamics_over_checkpoints(tmp_path):
+    from revisal import train
+
+    cfg = train.TrainConfig(model="mini_resnet", epochs=2, batch_size=16, train_size=64, val_size=32, test_size=32,
+                            threads=1, out=str(tmp_path / "models"))
+    manifest = train.train(cfg, progress=False)
+    folder = tmp_path / "models" / "mini_resnet"
+    checkpoints = [folder / e["file"] for e in manifest["epochs"]]
+    split = revisal.data.testbed.load("val", n=4, progress=False, cache_dir=None, workers=1)
+    zoo = load("mini_resnet")
+    x = zoo.normalize(split.pixels(range(4)))
+    splits = {"train": (x[:2], torch.tensor([0, 1])), "val": (x[2:], torch.tensor([2, 3]))}
+    out = experiments.meta_dynamics(lambda c: load("mini_resnet", checkpoint=c), checkpoints, splits,
+                                    ["normgrad"], ["layer3"], revisal.MetaStep(1e-2), cache_root=tmp_path / "cache",
+                                    progress=False)
+    assert out["val|normgrad|layer3"].shape == (2,) and out["train|normgrad|layer3"].shape == (2,)
+    assert out["final|val|normgrad|layer3"][-1] == pytest.approx(1.0)  # the last epoch against itself
+    again = experiments.meta_dynamics(lambda c: (_ for _ in ()).throw(AssertionError("recomputed")), checkpoints,
+                                      splits, ["normgrad"], ["layer3"], revisal.MetaStep(1e-2),
+                                      cache_root=tmp_path / "cache", progress=False)
+    np.testing.assert_array_equal(again["val|normgrad|layer3"], out["val|normgrad|layer3"])
+
+
+def test_randomization_runner_keeps_maps(small, tmp_path):
+    zoo, x = small
+    out = experiments.randomization(zoo, x[:3], torch.tensor([1, 2, 3]), ["linear_approx"], ["features.8"],
+                                    blocks=["classifier.3", "features.17"], keep_maps=2, cache_root=tmp_path)
+    assert out["stages"].tolist() == ["trained", "classifier.3", "features.17"]
+    assert out["corr|linear_approx|features.8"].shape == (3, 3)
+    assert out["maps|linear_approx|features.8"].shape == (3, 2, 64, 64)
