@@ -31,7 +31,6 @@ from .models.mini import build, export
 from .models.zoo import TESTBED_NORMALIZE, WEIGHTS_DIR
 from .report import atomic_write, project_path
 
-
 #: Epochs per model: what reaches test mAP ≥ 0.90 inside the 8-minute CPU budget for both.
 DEFAULT_EPOCHS = {"mini_vgg": 7, "mini_resnet": 6}
 
@@ -181,8 +180,8 @@ def install(manifest: dict, checkpoint: Path) -> None:
     """Make ``checkpoint`` the shipped weights of its model, with a summary beside it."""
     name = manifest["config"]["model"]
     atomic_write(WEIGHTS_DIR / f"{name}.pt", checkpoint.read_bytes())
-    summary = {k: manifest[k] for k in ("config", "parameters", "train_seconds", "test_map", "torch")}
-    summary.update(sha256=manifest["epochs"][-1]["sha256"], val_map=manifest["epochs"][-1]["val_map"])
+    summary = {k: v for k, v in manifest.items() if k != "epochs"}
+    summary.update({k: v for k, v in manifest["epochs"][-1].items() if k not in ("epoch", "file")})
     atomic_write(WEIGHTS_DIR / f"{name}.json", json.dumps(summary, indent=2) + "\n")
     print(f"{name}: installed {checkpoint} as {WEIGHTS_DIR / (name + '.pt')}")
 

@@ -182,9 +182,10 @@ def render(rng: np.random.Generator, spec: SceneSpec) -> Scene:
 
 
 def caption(classes: np.ndarray, colours: np.ndarray, boxes: np.ndarray, areas: np.ndarray) -> str:
-    """'a red star left of an orange ring and a green disk': objects by visible area, the first two
-    related by where their box centres lie."""
-    order = [j for j in np.argsort(-areas, kind="stable") if classes[j] >= 0]
+    """'a red star left of an orange ring': the one or two objects with the largest visible area,
+    related by where their box centres lie (the larger one first). Smaller objects go unnamed, so the
+    captioning notebook can compare saliency on named and unnamed objects."""
+    order = [j for j in np.argsort(-areas, kind="stable") if classes[j] >= 0][:2]
     names = [f"{_article(COLOUR_NAMES[colours[j]])} {COLOUR_NAMES[colours[j]]} {CLASSES[classes[j]]}" for j in order]
     if not names:
         return "nothing"
@@ -195,8 +196,6 @@ def caption(classes: np.ndarray, colours: np.ndarray, boxes: np.ndarray, areas: 
         dy = (a[1] + a[3] - b[1] - b[3]) / 2
         relation = ("left of" if dx < 0 else "right of") if abs(dx) >= abs(dy) else ("above" if dy < 0 else "below")
         text += f" {relation} {names[1]}"
-    for name in names[2:]:
-        text += f" and {name}"
     return text
 
 

@@ -1,4 +1,4 @@
-"""The compute behind notebooks 01–05: cached, resumable, shardable experiment runners.
+"""The compute behind notebooks 01–06: cached, resumable, shardable experiment runners.
 
 Every runner hashes (model, weights checksum, data, parameters, code version) into a cache key
 under ``data/cache/``, writes results in atomically written, digest-checked parts, and can be
@@ -7,6 +7,7 @@ re-run at no cost. ``python -m revisal.experiments --help`` runs them from a she
 
 from .analyses import class_sensitivity, identity_trick, meta_dynamics, randomization, weights_for_layers
 from .cache import CACHE_ROOT, RunCache, code_version, parse_shard, weights_checksum
+from .captioning import explain_captions, mass_check
 from .pointing import (
     DEFAULT_COMBINATIONS,
     TABLE3_METHODS,
@@ -15,12 +16,12 @@ from .pointing import (
     PointingResults,
     pointing_game,
 )
-from .sources import DetectionSource, Pair, TestbedSource, acceptance_region
 from .setup import testbed_source, weight_sample
+from .sources import DetectionSource, Pair, TestbedSource, acceptance_region
 
 __all__ = [
     "CACHE_ROOT", "DEFAULT_COMBINATIONS", "DetectionSource", "Pair", "PointingResults", "RunCache",
     "TABLE3_METHODS", "TORCHRAY_SMOOTHING", "TestbedSource", "WEIGHT_KINDS", "acceptance_region", "class_sensitivity",
-    "code_version", "identity_trick", "meta_dynamics", "parse_shard", "pointing_game", "randomization",
-    "testbed_source", "weight_sample", "weights_checksum", "weights_for_layers",
+    "code_version", "explain_captions", "identity_trick", "mass_check", "meta_dynamics", "parse_shard",
+    "pointing_game", "randomization", "testbed_source", "weight_sample", "weights_checksum", "weights_for_layers",
 ]

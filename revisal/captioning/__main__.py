@@ -1,0 +1,5 @@
+"""``python -m revisal.captioning``: train the testbed captioner (see :mod:`revisal.captioning.train`)."""
+
+from .train import main
+
+main()
