@@ -1,7 +1,8 @@
 # revisal: the only entry points a user needs.
 #   make figures            run every notebook with configs/$(PROFILE).yaml (default: mini)
-#   make test               pytest + nbval on the smoke parameters
-#   make figures PROFILE=paper DEVICE=cuda
+#   make test               pytest + the notebooks under nbval on configs/smoke.yaml
+#   make figures PROFILE=paper DEVICE=cuda      (after `make data`)
+#   make -j2 figures        notebooks in parallel (caches are written atomically)
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
 .PHONY: install figures test clean models data data-voc data-coco data-models
@@ -14,11 +15,25 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # These two install offline on the project's machines (pip takes them from local disk).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# Mini-profile figures go to figures/ (the README gallery), other profiles to figures/<profile>/.
+FIGDIR := $(if $(filter mini,$(PROFILE)),figures,figures/$(PROFILE))
 
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 EXECUTED := $(patsubst notebooks/%,build/executed/$(PROFILE)/%,$(NOTEBOOKS))
 SMOKE := $(patsubst notebooks/%,build/smoke/%,$(NOTEBOOKS))
 LIBRARY := $(shell find revisal -name '*.py')
+
+# What each notebook writes (figures: .png/.pdf/.json; tables: .csv/.md/.tex/.json).
+OUT_00 := fig15_methods_by_depth.png fig04_gradcam_by_depth.png table02_methods.md
+OUT_01 := table04_identity_trick.md
+OUT_02 := table03_pointing_game.md table05_best_layer.md table06_weighting_gains.md fig02_layer_combination.png \
+          fig03_pointing_by_depth.png fig09_layer_weights.png
+OUT_03 := fig06_class_sensitivity.png fig05_class_sensitivity_examples.png
+OUT_04 := fig07_meta_class_sensitivity.png fig10_meta_dynamics.png fig11_meta_stabilisation.png fig12_meta_examples.png
+OUT_05 := fig08_randomization.png fig08b_randomization_curves.png fig13_randomization_examples.png
+OUT_06 := fig14_captioning.png fig14b_caption_words.png table_caption_quality.md table_caption_mass.md
+STAGES := 00 01 02 03 04 05 06
+OUTPUTS := $(foreach n,$(STAGES),$(addprefix $(FIGDIR)/,$(OUT_$(n))))
 
 install: $(STAMP)
 
@@ -29,23 +44,33 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (revisal)" >/dev/null
 	touch $@
 
-figures: $(EXECUTED)
+figures: $(OUTPUTS)
 
 build/executed/$(PROFILE)/%.ipynb: notebooks/%.ipynb configs/$(PROFILE).yaml $(LIBRARY) $(STAMP)
 	@mkdir -p $(@D)
-	$(PY) -m papermill $< $@ -f configs/$(PROFILE).yaml -p device $(DEVICE) -k python3 --cwd . --progress-bar
+	$(PY) -m papermill $< $@ -f configs/$(PROFILE).yaml -p device $(DEVICE) -p figures_dir $(FIGDIR) \
+		-k python3 --cwd . --progress-bar --log-output --log-level WARNING
+
+# Each output depends on the executed notebook that writes it.
+define outputs_of
+$(addprefix $(FIGDIR)/,$(OUT_$(1))): $(filter build/executed/$(PROFILE)/$(1)_%,$(EXECUTED))
+	@test -f $$@ || { echo "$$@ was not written by its notebook" >&2; exit 1; }
+endef
+$(foreach n,$(STAGES),$(eval $(call outputs_of,$(n))))
 
 build/smoke/%.ipynb: notebooks/%.ipynb configs/smoke.yaml $(STAMP)
 	@mkdir -p $(@D)
-	$(PY) -m papermill --prepare-only $< $@ -f configs/smoke.yaml -k python3 --log-level WARNING
+	$(PY) -m papermill --prepare-only $< $@ -f configs/smoke.yaml -p figures_dir build/smoke/figures \
+		-k python3 --log-level WARNING
 
 test: $(STAMP) $(SMOKE)
 	$(PY) -m pytest tests $(SMOKE) --nbval-lax --nbval-current-env -p no:cacheprovider
 
-# Retrain the mini models from scratch (≈ 7 min on 2 cores) into data/models/; the shipped weights in
-# revisal/weights/ are what `make figures` uses, so this is only needed to reproduce them.
+# Retrain the mini models (≈ 8 min on 2 cores) and the captioner (≈ 3 min) into data/models/; the
+# shipped weights in revisal/weights/ are what `make figures` uses, so this only reproduces them.
 models: $(STAMP)
 	$(PY) -m revisal.train --model mini_vgg mini_resnet
+	$(PY) -m revisal.captioning
 
 # Paper profile: datasets and TorchRay checkpoints (nothing else ever downloads).
 data: data-voc data-coco data-models

@@ -7,6 +7,7 @@ normalised to sum to 1, either additively ``M = Σ_j γ_j m_j`` or as a product 
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal, Sequence
 
 import numpy as np
@@ -95,12 +96,18 @@ def layer_weights(kind: Literal["feature_spread", "probe_accuracy", "linear", "u
         raise ValueError(f"features: {kind!r} weights need each layer's activations over M images")
     pooled = [f.detach().double().mean(dim=(2, 3)) for f in features]  # [M, C_j]
     if kind == "feature_spread":
-        return np.array([float((p - p.abs().mean(0, keepdim=True)).abs().mean()) for p in pooled])
-    if kind == "probe_accuracy":
+        gamma = np.array([float((p - p.abs().mean(0, keepdim=True)).abs().mean()) for p in pooled])
+    elif kind == "probe_accuracy":
         if labels is None:
             raise ValueError("labels: 'probe_accuracy' weights need the images' labels")
-        return np.array([_probe_accuracy(p, labels, holdout, seed, steps) for p in pooled])
-    raise ValueError(f"kind: expected 'feature_spread', 'probe_accuracy', 'linear' or 'uniform', got {kind!r}")
+        gamma = np.array([_probe_accuracy(p, labels, holdout, seed, steps) for p in pooled])
+    else:
+        raise ValueError(f"kind: expected 'feature_spread', 'probe_accuracy', 'linear' or 'uniform', got {kind!r}")
+    if not gamma.any():  # e.g. every probe misses a tiny held-out set: no layer is preferred
+        warnings.warn(f"layer_weights: every layer scored 0 under {kind!r} on {pooled[0].shape[0]} images; "
+                      "using uniform weights", RuntimeWarning, stacklevel=2)
+        return np.full(len(pooled), 1 / len(pooled))
+    return gamma
 
 
 def _probe_accuracy(x: Tensor, labels: Tensor, holdout: float, seed: int, steps: int) -> float:
@@ -109,7 +116,7 @@ def _probe_accuracy(x: Tensor, labels: Tensor, holdout: float, seed: int, steps:
     order = torch.randperm(m, generator=g)
     n_test = max(1, int(round(holdout * m)))
     test, train = order[:n_test], order[n_test:]
-    mean, std = x[train].mean(0), x[train].std(0).clamp_min(1e-6)
+    mean, std = x[train].mean(0), x[train].std(0, correction=0).clamp_min(1e-6)
     z = (x - mean) / std
     multilabel = labels.dim() == 2
     classes = labels.shape[1] if multilabel else int(labels.max()) + 1

@@ -20,8 +20,12 @@ def normalized(heat: np.ndarray | torch.Tensor, size: tuple[int, int] | None = N
 
 
 def blend(image: np.ndarray, heat, *, alpha: float = 0.55, cmap: str = "jet") -> np.ndarray:
-    """``image`` [H, W, 3] in [0, 1] with the colour-mapped, min-max scaled ``heat`` mixed in."""
+    """``image`` [H, W, 3] (float in [0, 1] or uint8) with the colour-mapped, min-max scaled ``heat`` mixed in."""
     import matplotlib
+
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        image = image.astype(np.float32) / 255
 
     colours = matplotlib.colormaps[cmap](normalized(heat, image.shape[:2]))[..., :3]
     return np.clip((1 - alpha) * image + alpha * colours, 0, 1)
@@ -36,8 +40,9 @@ def overlay(ax, image: np.ndarray, heat, *, alpha: float = 0.55, cmap: str = "je
 
 
 def grid(image: np.ndarray, rows: Mapping[str, Sequence], columns: Sequence[str], *, cell: float = 1.7,
-         suptitle: str | None = None):
-    """A figure with one row per entry of ``rows`` (label → one map per column) over ``image``."""
+         suptitle: str | None = None, images: Sequence[np.ndarray] | None = None):
+    """A figure with one row per entry of ``rows`` (label → one map per column) over ``image``
+    (or over ``images[r]`` for row r)."""
     import matplotlib.pyplot as plt
 
     n_rows, n_cols = len(rows), len(columns)
@@ -46,7 +51,7 @@ def grid(image: np.ndarray, rows: Mapping[str, Sequence], columns: Sequence[str]
         if len(maps) != n_cols:
             raise ValueError(f"rows[{label!r}]: {len(maps)} maps for {n_cols} columns")
         for c, heat in enumerate(maps):
-            overlay(axes[r, c], image, heat, title=columns[c] if r == 0 else None)
+            overlay(axes[r, c], image if images is None else images[r], heat, title=columns[c] if r == 0 else None)
         axes[r, 0].set_ylabel(label, fontsize=9)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)

@@ -146,6 +146,13 @@ def test_probe_accuracy_separates_informative_from_random_features():
     assert layer_weights("probe_accuracy", features=[informative], labels=multi)[0] == 1.0
 
 
+def test_all_zero_weights_fall_back_to_uniform_with_a_warning():
+    constant = torch.ones(4, 3, 2, 2)  # no spread between images in any layer
+    with pytest.warns(RuntimeWarning, match="uniform"):
+        gamma = layer_weights("feature_spread", features=[constant, 2 * constant])
+    assert gamma.tolist() == [0.5, 0.5]
+
+
 def test_top_level_exports():
     assert revisal.combine is combine and revisal.layer_weights is layer_weights
     assert revisal.metrics.spearman is spearman

@@ -1,0 +1,96 @@
+"""Resolve a notebook's profile parameters to models, pointing sources, image sets and checkpoints.
+
+Notebooks pass their papermill parameters (a dict); the ``mini`` profile resolves them to the
+testbed, the mini models and the shipped photos, the ``paper`` profile to VOC07/COCO14, ImageNet val
+and the paper's models. Keys used here (with their ``mini`` defaults):
+
+``pointing_dataset`` ("testbed"), ``pointing_n`` (None: the whole split), ``data_root`` (None),
+``checkpoint_dir`` (None: data/checkpoints/torchray), ``verify_checkpoints`` (True),
+``imagenet_pretrained`` (True), ``imagenet_root`` (None), ``weight_images`` (400),
+``input_size`` (224, detection and ImageNet inputs), ``train`` (overrides of the mini models'
+training config for the meta-dynamics checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor
+
+from ..data import testbed
+from ..models import ZooModel, load
+from ..report import project_path
+from .setup import detection_source, testbed_source, weight_sample
+
+Params = Mapping[str, Any]
+
+
+def load_model(name: str, params: Params) -> ZooModel:
+    """A zoo model honouring the profile's checkpoint folder, checksum and pretrained switches."""
+    if name.endswith(("_voc", "_coco")):
+        from ..models.caffe import CHECKPOINTS, checkpoint_path
+
+        arch, dataset = name.rsplit("_", 1)
+        folder = params.get("checkpoint_dir") or "data/checkpoints/torchray"
+        path = checkpoint_path(arch, dataset, folder) if (arch, dataset) in CHECKPOINTS else None
+        return load(name, path=path, verify=params.get("verify_checkpoints", True))
+    if name in ("vgg16", "resnet50"):
+        return load(name, pretrained=params.get("imagenet_pretrained", True))
+    return load(name)
+
+
+def pointing_source(zoo: ZooModel, params: Params):
+    dataset = params.get("pointing_dataset", "testbed")
+    if dataset == "testbed":
+        return testbed_source(zoo, "test", params.get("pointing_n"))
+    return detection_source(zoo, dataset, params.get("data_root"), params.get("input_size", 224),
+                            torchray_flags=params.get("torchray_flags", False))
+
+
+def layer_weight_sample(zoo: ZooModel, source, params: Params) -> tuple[Tensor, Tensor]:
+    dataset = params.get("pointing_dataset", "testbed")
+    return weight_sample(zoo, dataset, m=params.get("weight_images", 400),
+                         source=None if dataset == "testbed" else source)
+
+
+def image_set(zoo: ZooModel, params: Params, n: int, dataset: str | None = None) -> tuple[Tensor, Tensor]:
+    """``n`` model-ready images and their labels: testbed validation scenes (label: the largest
+    object's class) or ImageNet val, one image per class (``dataset="imagenet"``)."""
+    dataset = dataset or params.get("image_dataset", "testbed")
+    if dataset == "testbed":
+        split = testbed.load("val", n, progress=False)
+        largest = [max(split.objects(i), key=lambda o: o["area"])["class_id"] for i in range(len(split))]
+        return zoo.normalize(split.pixels(range(len(split)))), torch.tensor(largest)
+    if dataset == "imagenet":
+        from torchvision.transforms import CenterCrop, Compose, ToTensor
+
+        from ..data.imagenet import IMAGENET_ROOT, imagenet_val
+        from ..data.transforms import ShorterSide
+
+        size = params.get("input_size", 224)
+        transform = Compose([ToTensor(), ShorterSide(size), CenterCrop(size), zoo.normalize])
+        data = imagenet_val(params.get("imagenet_root") or IMAGENET_ROOT, transform=transform, per_class=1)
+        items = [data[i] for i in range(min(n, len(data)))]
+        return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
+    raise ValueError(f"image_dataset: expected 'testbed' or 'imagenet', got {dataset!r}")
+
+
+def training_checkpoints(name: str, params: Params, progress: bool = True) -> list[Path]:
+    """Per-epoch checkpoints of a mini model (meta-saliency dynamics, Figs. 10, 11): those of
+    ``make models`` when present and matching the requested config, otherwise trained now."""
+    from ..train import DEFAULT_EPOCHS, TrainConfig, train
+
+    overrides = dict(params.get("train") or {})
+    config = TrainConfig(model=name, epochs=overrides.pop("epochs", DEFAULT_EPOCHS[name]),
+                         out=overrides.pop("out", "data/models"), **overrides)
+    folder = project_path(config.out) / name
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
+    wanted = {k: v for k, v in config.__dict__.items() if k != "out"}
+    if manifest is None or {k: manifest["config"].get(k) for k in wanted} != wanted or not all(
+            (folder / e["file"]).is_file() for e in manifest["epochs"]):
+        manifest = train(config, progress=progress)
+    return [folder / e["file"] for e in manifest["epochs"]]
