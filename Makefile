@@ -46,9 +46,13 @@ $(STAMP): pyproject.toml
 
 figures: $(OUTPUTS)
 
+# Under `make -jN` every kernel gets one intra-op thread, so N notebooks do not oversubscribe the
+# cores (two 2-thread kernels on 2 cores ran ~10x slower). Recursive (=): MAKEFLAGS has -jN only then.
+JOB_THREADS = $(if $(filter -j%,$(MAKEFLAGS)),OMP_NUM_THREADS=1 MKL_NUM_THREADS=1)
+
 build/executed/$(PROFILE)/%.ipynb: notebooks/%.ipynb configs/$(PROFILE).yaml $(LIBRARY) $(STAMP)
 	@mkdir -p $(@D)
-	$(PY) -m papermill $< $@ -f configs/$(PROFILE).yaml -p device $(DEVICE) -p figures_dir $(FIGDIR) \
+	$(JOB_THREADS) $(PY) -m papermill $< $@ -f configs/$(PROFILE).yaml -p device $(DEVICE) -p figures_dir $(FIGDIR) \
 		-k python3 --cwd . --progress-bar --log-output --log-level WARNING
 
 # Each output depends on the executed notebook that writes it.

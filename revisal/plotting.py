@@ -42,7 +42,7 @@ def overlay(ax, image: np.ndarray, heat, *, alpha: float = 0.55, cmap: str = "je
 def grid(image: np.ndarray, rows: Mapping[str, Sequence], columns: Sequence[str], *, cell: float = 1.7,
          suptitle: str | None = None, images: Sequence[np.ndarray] | None = None):
     """A figure with one row per entry of ``rows`` (label → one map per column) over ``image``
-    (or over ``images[r]`` for row r)."""
+    (or over ``images[r]`` for row r); a ``None`` map shows the image alone."""
     import matplotlib.pyplot as plt
 
     n_rows, n_cols = len(rows), len(columns)
@@ -51,7 +51,14 @@ def grid(image: np.ndarray, rows: Mapping[str, Sequence], columns: Sequence[str]
         if len(maps) != n_cols:
             raise ValueError(f"rows[{label!r}]: {len(maps)} maps for {n_cols} columns")
         for c, heat in enumerate(maps):
-            overlay(axes[r, c], image if images is None else images[r], heat, title=columns[c] if r == 0 else None)
+            picture = image if images is None else images[r]
+            if heat is None:
+                axes[r, c].imshow(picture)
+                axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
+                if r == 0 and columns[c]:
+                    axes[r, c].set_title(columns[c], fontsize=9)
+            else:
+                overlay(axes[r, c], picture, heat, title=columns[c] if r == 0 else None)
         axes[r, 0].set_ylabel(label, fontsize=9)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)

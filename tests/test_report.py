@@ -81,3 +81,13 @@ def test_normalized_maps_to_unit_range_and_handles_constants():
     m = plotting.normalized(np.array([[1.0, 3.0], [2.0, 5.0]]), size=(4, 4))
     assert m.shape == (4, 4) and m.min() == 0 and m.max() == 1
     assert np.all(plotting.normalized(np.ones((3, 3))) == 0)
+
+
+def test_blend_accepts_uint8_and_grid_shows_plain_images_for_none():
+    picture = np.full((4, 4, 3), 255, dtype=np.uint8)
+    heat = np.zeros((2, 2))
+    np.testing.assert_allclose(plotting.blend(picture, heat, alpha=0.0), 1.0)  # uint8 read as [0, 255]
+    fig = plotting.grid(None, {"a": [None, heat]}, ["", "map"], images=[picture])
+    plain, overlaid = fig.axes
+    np.testing.assert_array_equal(plain.images[0].get_array(), picture)  # drawn as given, no heat
+    assert overlaid.get_title() == "map" and plain.get_title() == ""
