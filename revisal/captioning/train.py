@@ -32,10 +32,10 @@ from tqdm import tqdm
 
 from ..data import testbed
 from ..metrics.text import caption_scores
-from ..models.zoo import TESTBED_NORMALIZE, WEIGHTS_DIR, _sha256
+from ..models.zoo import TESTBED_NORMALIZE, WEIGHTS_DIR, load_verified_checkpoint
 from ..models.zoo import load as load_model
 from ..report import atomic_write, project_path
-from ..train import _save, install
+from ..train import TrainConfig, _save, install
 from .model import Captioner
 from .vocab import TESTBED_VOCAB
 
@@ -43,19 +43,12 @@ MAX_LEN = 9  # the longest testbed caption: 8 words + <eos>
 
 
 @dataclass
-class CaptionerConfig:
+class CaptionerConfig(TrainConfig):
+    """The mini models' training knobs, with the captioner's defaults."""
+
     model: str = "captioner"
     epochs: int = 6
     batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    train_size: int = 16000
-    val_size: int = 1000
-    test_size: int = 2000
-    image_size: int = 64
-    seed: int = 0
-    threads: int = 2
-    out: str = "data/models"
 
 
 def captions(split: testbed.TestbedSplit) -> list[str]:
@@ -147,16 +140,7 @@ def load_captioner(checkpoint: str | Path | None = None) -> Captioner:
     """The shipped captioner (``revisal/weights/captioner.pt``, sha256-checked against its JSON) or
     any checkpoint written by :func:`train_captioner`; in eval mode."""
     path = WEIGHTS_DIR / "captioner.pt" if checkpoint is None else Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: {path} does not exist; train it with `python -m revisal.captioning`")
-    manifest = path.parent / ("captioner.json" if checkpoint is None else "manifest.json")
-    if manifest.is_file():
-        info = json.loads(manifest.read_text())
-        known = {e["file"]: e["sha256"] for e in info.get("epochs", [])}
-        known.setdefault(path.name, info.get("sha256"))
-        if known.get(path.name) and _sha256(path) != known[path.name]:
-            raise RuntimeError(f"checkpoint: {path} does not match the sha256 in {manifest}; retrain it")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_verified_checkpoint(path, shipped=checkpoint is None, retrain="`python -m revisal.captioning`")
     captioner = Captioner(TESTBED_VOCAB)
     captioner.load_state_dict(saved["state_dict"])
     return captioner.eval()

@@ -150,16 +150,13 @@ def _caffe(arch: str, dataset: str, path: str | Path | None = None, verify: bool
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
-def _mini(name: str, checkpoint: str | Path | None = None) -> ZooModel:
-    """A mini model trained on the testbed: the committed final weights, or any ``checkpoint``
-    written by ``python -m revisal.train`` (verified against its manifest's sha256)."""
-    from ..data.render import CLASSES
-    from .mini import MINI_LAYERS, build
-
-    path = WEIGHTS_DIR / f"{name}.pt" if checkpoint is None else Path(checkpoint)
+def load_verified_checkpoint(path: Path, *, shipped: bool, retrain: str) -> dict:
+    """``torch.load`` a training checkpoint after checking its sha256 against the JSON beside it:
+    ``<stem>.json`` for shipped weights (``revisal/weights/``), else the training run's
+    ``manifest.json`` (one sha256 per epoch file). ``retrain`` names the command for the error."""
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: {path} does not exist; train it with `make models`")
-    manifest = path.parent / ("manifest.json" if checkpoint is not None else f"{name}.json")
+        raise FileNotFoundError(f"checkpoint: {path} does not exist; train it with {retrain}")
+    manifest = path.with_suffix(".json") if shipped else path.parent / "manifest.json"
     if manifest.is_file():
         import json
 
@@ -167,8 +164,18 @@ def _mini(name: str, checkpoint: str | Path | None = None) -> ZooModel:
         known = {e["file"]: e["sha256"] for e in info.get("epochs", [])}
         known.setdefault(path.name, info.get("sha256"))
         if known.get(path.name) and _sha256(path) != known[path.name]:
-            raise RuntimeError(f"checkpoint: {path} does not match the sha256 in {manifest}; retrain with `make models`")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+            raise RuntimeError(f"checkpoint: {path} does not match the sha256 in {manifest}; retrain with {retrain}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _mini(name: str, checkpoint: str | Path | None = None) -> ZooModel:
+    """A mini model trained on the testbed: the committed final weights, or any ``checkpoint``
+    written by ``python -m revisal.train`` (verified against its manifest's sha256)."""
+    from ..data.render import CLASSES
+    from .mini import MINI_LAYERS, build
+
+    path = WEIGHTS_DIR / f"{name}.pt" if checkpoint is None else Path(checkpoint)
+    saved = load_verified_checkpoint(path, shipped=checkpoint is None, retrain="`make models`")
     model = build(name, len(CLASSES))
     model.load_state_dict(saved["state_dict"])
     return ZooModel(name=name, model=model.eval(), normalize=TESTBED_NORMALIZE, classes=list(CLASSES),
