@@ -15,11 +15,13 @@ class _ModuleState:
     containers (``_parameters``, ``_buffers``, ``_modules``, the hook dicts, user lists...)."""
 
     def __init__(self, module: nn.Module):
-        self.module = module
+        self.module, self.cls = module, type(module)  # torch.nn.utils.parametrize swaps the class
         self.attributes = dict(vars(module))
         self.contents = {k: copy.copy(v) for k, v in self.attributes.items() if isinstance(v, (dict, list, set))}
 
     def restore(self) -> None:
+        if type(self.module) is not self.cls:
+            self.module.__class__ = self.cls
         current = vars(self.module)
         for name in [k for k in current if k not in self.attributes]:
             del current[name]

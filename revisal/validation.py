@@ -61,7 +61,7 @@ def check_images_fit_model(model: nn.Module, images: Tensor, name: str = "images
 def check_layers(model: nn.Module, layers: object, name: str = "layers") -> list[str]:
     """Module names from ``model.named_modules()`` ("" = the network input): a str or any iterable
     of str (list, tuple, generator, dict keys, numpy array...), de-duplicated in order."""
-    items = names(layers, name, "module names")
+    items = check_names(layers, name, "module names")
     if len(items) == 0:
         raise ValueError(f"{name}: empty; pass at least one module name (\"\" is the network input)")
     known = dict(model.named_modules())
@@ -79,7 +79,7 @@ def check_layers(model: nn.Module, layers: object, name: str = "layers") -> list
     return out
 
 
-def names(value: object, name: str, what: str) -> list[str]:
+def check_names(value: object, name: str, what: str) -> list[str]:
     """A str, or any iterable of str, as a list of plain ``str``; anything else is a TypeError."""
     if isinstance(value, str):
         return [str(value)]
