@@ -24,6 +24,7 @@ statistics and dropout is off.
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 from contextlib import contextmanager
@@ -86,10 +87,10 @@ class MetaStep:
 
 
 def _real(value: object, name: str) -> float:
-    """Any real number (Python, NumPy, a one-element tensor, a Fraction) as a float; not a bool."""
+    """Any real number (Python, NumPy, a one-element tensor, a Fraction, a Decimal) as a float; not a bool."""
     if isinstance(value, Tensor) and value.numel() == 1 and not value.dtype.is_complex and value.dtype != torch.bool:
         value = value.item()
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, decimal.Decimal)):
         raise TypeError(f"{name}: expected a real number, got {value!r} of type {type(value).__name__}")
     return float(value)
 

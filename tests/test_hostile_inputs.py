@@ -3,6 +3,7 @@ clear error naming the argument, and the model and the caller's tensors come bac
 
 from __future__ import annotations
 
+import decimal
 import fractions
 import importlib
 import re
@@ -458,7 +459,7 @@ def test_non_str_names_are_refused(images, argument, value):
 
 
 @pytest.mark.parametrize("lr", [np.float32(1e-3), np.float64(1e-3), np.int64(0), torch.tensor(1e-3),
-                                fractions.Fraction(1, 1000), 1e-3, 0], ids=repr)
+                                fractions.Fraction(1, 1000), decimal.Decimal("0.001"), 1e-3, 0], ids=repr)
 def test_meta_step_accepts_any_real_number(lr):
     step = revisal.MetaStep(lr)
     assert type(step.lr) is float and step.lr == float(lr)
