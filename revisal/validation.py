@@ -140,7 +140,7 @@ def check_target(target: Target, n: int, classes: object = None) -> Tensor | Cal
         if value < 0:
             raise ValueError(f"target: class ids must be ≥ 0, got {value}")
         if value >= 2**63:
-            raise ValueError(f"target: class id {value} out of range")
+            raise ValueError(f"target: class id {value} out of range (a class id is below the number of outputs)")
         ids.append(value)
     return torch.tensor(ids, dtype=torch.long)
 
