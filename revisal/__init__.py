@@ -13,6 +13,7 @@ from .maps import SaliencyMaps
 from .meta import MetaStep
 from .methods import DEFAULT_METHODS, METHODS, Method, register_method
 from .sites import SITES, Site
+from .validation import NonFiniteMapError
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,7 @@ __all__ = [
     "METHODS",
     "Method",
     "MetaStep",
+    "NonFiniteMapError",
     "SITES",
     "SaliencyMaps",
     "combine",

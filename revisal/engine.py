@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+from contextlib import nullcontext
 from typing import Callable, Iterable
 
 import torch
@@ -11,11 +13,12 @@ from tqdm import tqdm
 from .aggregations import factor_stats, working_precision
 from .maps import SaliencyMaps
 from .methods import Method, MethodSpec, resolve_methods
-from .probes import LayerProbe, attached
+from .probes import LayerProbe, attached, recomputation_refused
 from .rules import Rule
 from .sites import Window
 from .state import preserved_state
-from .validation import INPUT_LAYER, Target, check_images, check_layers, check_model, check_target, objective
+from .validation import (INPUT_LAYER, Target, check_finite_maps, check_images, check_images_fit_model, check_layers,
+                         check_model, check_target, objective)
 
 Maps = dict[tuple[str, str], Tensor]
 
@@ -53,13 +56,20 @@ def saliency(
     Parameters are frozen during the call, so no weight gradient is ever computed.
 
     Args:
-        model: any ``nn.Module``; run in eval mode during the call.
-        images: float batch ``[N, C, H, W]`` on the model's device.
-        target: a class id for all images, N class ids, or ``callable(model_output) -> Tensor[N]``
-            giving each sample's objective (e.g. a caption's log-probability).
-        layers: module names from ``model.named_modules()``; ``""`` is the network input.
-        methods: names in ``revisal.METHODS``, ``Method`` objects or ``(site, aggregation)`` tuples;
-            default: every built-in non-invasive method that works at any layer.
+        model: any ``nn.Module``; run in eval mode during the call. float16 and bfloat16 models
+            work (the excitation rules compute their ratios in float32).
+        images: float batch ``[N, C, H, W]`` on the model's device, of its parameters' dtype (any
+            dtype under autocast). The caller's tensor is never written, and every pass starts from
+            its values, also when the model writes to its input in place.
+        target: a class id for all images, N class ids (integers of any type), a class name or N
+            names looked up in ``model.classes`` (a sequence of class names in output order, as the
+            zoo's models have), or ``callable(model_output) -> Tensor[N]`` giving each sample's
+            objective (e.g. a caption's log-probability).
+        layers: a module name from ``model.named_modules()`` or any iterable of them (list, tuple,
+            generator, numpy array...); ``""`` is the network input.
+        methods: names in ``revisal.METHODS``, ``Method`` objects or ``(site, aggregation)`` tuples,
+            one or any iterable of them; default: every built-in non-invasive method that works at
+            any layer.
         meta: a :class:`revisal.MetaStep` for meta-saliency (maps computed after one inner SGD step
             per sample, paper § 4.4).
         contrast_layer: contrastive EB subtracts the dual excitation at this layer and every layer
@@ -72,14 +82,20 @@ def saliency(
         model; the layer's resolution) per ``(method, layer)``.
 
     Raises:
-        TypeError / ValueError naming the offending argument (unknown layer or method, wrong rank or
-        dtype, NaN/Inf input, target out of range or of the wrong length, a real-conv method at a
-        layer that is not an ``nn.Conv2d``). The model is left exactly as it was, also on error.
+        TypeError / ValueError naming the offending argument, before any compute where it can be
+        known then (unknown layer or method, wrong rank, images of another dtype or device than the
+        model, NaN/Inf input, unknown class name, target out of range or of the wrong length, a
+        real-conv method at a layer that is not an ``nn.Conv2d``), or after the forward pass (a
+        layer that does not run, runs twice or runs without gradients, e.g. in a reentrant
+        ``torch.utils.checkpoint`` block; an invasive method through a checkpointed block).
+        :class:`revisal.NonFiniteMapError` (a ``FloatingPointError`` and a ``ValueError``) if a map
+        has NaN or Inf values. The model is left exactly as it was, also on error.
     """
     from .meta import MetaStep, meta_maps
 
     model = check_model(model)
     images = check_images(images)
+    check_images_fit_model(model, images)
     layer_names = check_layers(model, layers)
     method_list = resolve_methods(methods)
     modules = dict(model.named_modules())
@@ -94,28 +110,34 @@ def saliency(
                         f"{kind}, not an nn.Conv2d; request it only at conv layers"
                     )
     if contrast_layer is not None:
-        contrast_layer = check_layers(model, [contrast_layer])[0]
+        if not isinstance(contrast_layer, str):
+            raise TypeError(f"contrast_layer: expected a module name (str) or None, got {type(contrast_layer).__name__}")
+        contrast_layer = check_layers(model, contrast_layer, "contrast_layer")[0]
     n = images.shape[0]
-    ids = check_target(target, n)
+    ids = check_target(target, n, getattr(model, "classes", None))
     if meta is not None and not isinstance(meta, MetaStep):
         raise TypeError(f"meta: expected a revisal.MetaStep or None, got {type(meta).__name__}")
     if batch_size is None:
         batch_size = n
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    batch_size = int(batch_size)
 
     plan = Plan(model, layer_names, method_list, contrast_layer)
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]  # before freezing
+    hint = "" if meta is None else f"; MetaStep(lr={meta.lr:g}) may step too far, try a smaller lr"
     parts = []
-    with preserved_state(model):
+    with preserved_state(model), torch.inference_mode(False):  # images made under inference mode work too
         starts = range(0, n, batch_size)
         for start in tqdm(starts, desc="saliency", unit="batch", disable=not progress or len(starts) == 1):
             chunk = slice(start, start + batch_size)
-            chunk_target = ids[chunk] if isinstance(ids, Tensor) else ids
+            # cloned: a normal tensor (the loss saves it for backward) also when called under inference mode
+            chunk_target = ids[chunk].clone() if isinstance(ids, Tensor) else ids
             if meta is None:
                 maps = plan.run(model, images[chunk], chunk_target)
             else:
                 maps = meta_maps(model, images[chunk], chunk_target, plan, meta, trainable)
+            check_finite_maps(maps, hint)
             parts.append(SaliencyMaps(maps, [m.name for m in method_list], layer_names))
     return parts[0] if len(parts) == 1 else SaliencyMaps.concat(parts)
 
@@ -156,13 +178,14 @@ class Plan:
               methods: list[Method]) -> Maps:
         n = images.shape[0]
         probes = self.probes(methods, rule.contrastive)
-        with attached(probes), torch.inference_mode(False), torch.enable_grad():
+        with attached(probes) as clock, torch.inference_mode(False), torch.enable_grad():
+            x = images.detach().clone()  # the model may write to its input: every pass starts afresh
             with rule.active(model):
-                x = images.clone() if images.is_inference() else images
                 for probe in probes:
                     if probe.module is None:
-                        x = probe.capture(x.detach())
+                        x = probe.capture(x)
                 y = objective(call(x), target, n)  # type: ignore[arg-type]
+            clock.forward_done = True
             for probe in probes:
                 if probe.output is None:
                     raise ValueError(f"layers: module {probe.name!r} did not run in the forward pass")
@@ -171,13 +194,16 @@ class Plan:
             if not y.requires_grad:
                 raise ValueError("target: the objective does not depend on any requested layer")
             tensors = [p.output for p in probes]
-            grads = list(torch.autograd.grad(y.sum(), tensors, allow_unused=True, retain_graph=rule.contrastive))
-            if rule.contrastive:
-                rule.state.dual = True  # the same backward with the classifier's weights negated
-                dual = torch.autograd.grad(y.sum(), tensors, allow_unused=True)
-                limit = next((p.order for p in probes if p.name == self.contrast_layer), float("inf"))
-                grads = [g if g is None or d is None or p.order > limit else g - d
-                         for g, d, p in zip(grads, dual, probes)]
+            # An invasive rule's modified backward cannot reach a forward that checkpointing re-runs.
+            with recomputation_refused(model, f"methods: {methods[0].name!r} ({rule.name} backprop)") \
+                    if rule.name != "gradient" else nullcontext():
+                grads = list(torch.autograd.grad(y.sum(), tensors, allow_unused=True, retain_graph=rule.contrastive))
+                if rule.contrastive:
+                    rule.state.dual = True  # the same backward with the classifier's weights negated
+                    dual = torch.autograd.grad(y.sum(), tensors, allow_unused=True)
+                    limit = next((p.order for p in probes if p.name == self.contrast_layer), float("inf"))
+                    grads = [g if g is None or d is None or p.order > limit else g - d
+                             for g, d, p in zip(grads, dual, probes)]
 
         maps: Maps = {}
         with torch.no_grad():

@@ -10,28 +10,35 @@ Every sample gets its own θ'. Two ways to compute them, chosen by :attr:`MetaSt
 
 * ``"vmap"``: per-sample gradients with ``torch.func.vmap(torch.func.grad(...))`` and the second
   pass vmapped over the per-sample parameters (chunked to ``memory_budget``); the invasive
-  excitation rules are not vmappable and fall back to the loop for their pass;
-* ``"loop"``: one ``functional_call`` per sample for both steps.
+  excitation rules are not vmappable and fall back to the loop for their pass. The first sample
+  also runs through the loop first, so that both ways refuse bad layers and targets alike;
+* ``"loop"``: per sample, the gradient step, then the saliency passes with the model's parameters
+  holding θ' (their ``.data`` swapped in, and the original data swapped back, bit for bit).
 
 ``"auto"`` (default) uses ``vmap`` on accelerators and ``loop`` on the CPU, where vmapped
 convolutions with per-sample weights run as grouped convolutions and measured slower than the loop
-(see ``benchmarks/meta.py``). The model itself is never modified: parameters are swapped in with
-``torch.func.functional_call``; BatchNorm uses its running statistics and dropout is off.
+(see ``benchmarks/meta.py``). The model comes back unchanged (``vmap`` never modifies it: its
+parameters are swapped in with ``torch.func.functional_call``); BatchNorm uses its running
+statistics and dropout is off.
 """
 
 from __future__ import annotations
 
+import decimal
 import math
+import numbers
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from .aggregations import factor_stats
+from .probes import module_input
 from .rules import Rule
 from .sites import Window
 from .validation import INPUT_LAYER, check_class_ids, objective
@@ -59,10 +66,15 @@ class MetaStep:
     memory_budget: float = 2 * 2**30
 
     def __post_init__(self) -> None:
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr < 0:
+        object.__setattr__(self, "lr", _real(self.lr, "lr"))
+        if not math.isfinite(self.lr) or self.lr < 0:
             raise ValueError(f"lr: expected a finite number ≥ 0, got {self.lr!r}")
+        if not isinstance(self.ascent, (bool, np.bool_)):
+            raise TypeError(f"ascent: expected a bool, got {type(self.ascent).__name__}")
+        object.__setattr__(self, "ascent", bool(self.ascent))
         if self.batching not in ("auto", "vmap", "loop"):
             raise ValueError(f"batching: expected 'auto', 'vmap' or 'loop', got {self.batching!r}")
+        object.__setattr__(self, "memory_budget", _real(self.memory_budget, "memory_budget"))
         if not self.memory_budget > 0:
             raise ValueError(f"memory_budget: expected a positive number of bytes, got {self.memory_budget!r}")
         if self.loss is not None and not callable(self.loss):
@@ -72,6 +84,15 @@ class MetaStep:
     def signed_step(self) -> float:
         """The multiplier of ∇θℓ in θ' = θ + signed_step·∇θℓ."""
         return (2.0 if self.ascent else -2.0) * self.lr
+
+
+def _real(value: object, name: str) -> float:
+    """Any real number (Python, NumPy, a one-element tensor, a Fraction, a Decimal) as a float; not a bool."""
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.dtype.is_complex and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, decimal.Decimal)):
+        raise TypeError(f"{name}: expected a real number, got {value!r} of type {type(value).__name__}")
+    return float(value)
 
 
 def per_sample_loss(meta: MetaStep, output: object, target: Tensor | Callable, n: int, validate: bool = True) -> Tensor:
@@ -103,12 +124,27 @@ def meta_maps(model: nn.Module, images: Tensor, target: Tensor | Callable, plan,
     params = {name: p.detach() for name, p in model.named_parameters() if name in trainable}
     if batching == "loop":
         return _loop(model, images, target, plan, meta, params)
+    # The loop on the first sample checks everything the loop checks (modules that never run or
+    # run twice, outputs that are not feature maps, targets, the loss) with the loop's errors.
+    _loop(model, images[:1], _sample(target, 0), plan, meta, params)
     param_bytes = sum(p.numel() * p.element_size() for p in params.values())
     chunk = max(1, int(meta.memory_budget // max(2 * param_bytes, 1)))
     parts = []
-    for start in range(0, images.shape[0], chunk):
-        sl = slice(start, start + chunk)
-        parts.append(_vmapped(model, images[sl], target[sl] if isinstance(target, Tensor) else target, plan, meta, params))
+    try:
+        for start in range(0, images.shape[0], chunk):
+            sl = slice(start, start + chunk)
+            parts.append(_vmapped(model, images[sl], target[sl] if isinstance(target, Tensor) else target, plan, meta,
+                                  params))
+    except RuntimeError as error:
+        if "saved tensor hooks" not in str(error):
+            raise
+        if meta.batching == "auto":
+            return _loop(model, images, target, plan, meta, params)
+        raise ValueError(
+            "meta: batching='vmap' cannot differentiate this model: torch.func does not support the saved-tensor "
+            "hooks that torch.utils.checkpoint (use_reentrant=False) and torch.autograd.graph.save_on_cpu "
+            "install; pass MetaStep(batching='loop')"
+        ) from error
     return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 
@@ -129,6 +165,22 @@ def _unfrozen(parameters: list[Tensor]) -> Iterator[None]:
             p.requires_grad_(False)
 
 
+@contextmanager
+def _stepped(parameters: list[Tensor], grads: tuple, step: float) -> Iterator[None]:
+    """The parameters hold ``θ' = θ + step·∇θℓ`` during the block: each one's ``.data`` is swapped
+    for the stepped tensor, and the original data (not a copy) is swapped back on exit, bit for bit.
+    Everything that runs the model then sees θ', also a checkpointed block re-run in the backward."""
+    saved = [p.data for p in parameters]
+    try:
+        for p, g in zip(parameters, grads):
+            if g is not None:
+                p.data = p.data + step * g
+        yield
+    finally:
+        for p, data in zip(parameters, saved):
+            p.data = data
+
+
 def _loop(model, images, target, plan, meta, params) -> Maps:
     parts = []
     own = [p for name, p in model.named_parameters() if name in params]  # same order as params
@@ -136,10 +188,10 @@ def _loop(model, images, target, plan, meta, params) -> Maps:
         x, t = images[i : i + 1], _sample(target, i)
         # The model's own parameters (not a functional_call): measured ~15% faster on CPU.
         with torch.inference_mode(False), torch.enable_grad(), _unfrozen(own):
-            loss = per_sample_loss(meta, model(x), t, 1)[0]
+            loss = per_sample_loss(meta, model(x.detach().clone()), t, 1)[0]  # a forward may write to its input
             grads = torch.autograd.grad(loss, own, allow_unused=True)
-        stepped = {k: v if g is None else v + meta.signed_step * g for (k, v), g in zip(params.items(), grads)}
-        parts.append(plan.run(model, x, t, call=lambda xx, p=stepped: functional_call(model, p, (xx,))))
+        with _stepped(own, grads, meta.signed_step):
+            parts.append(plan.run(model, x, t))
     return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 
@@ -151,7 +203,7 @@ def _vmapped(model, images, target, plan, meta, params) -> Maps:
         check_class_ids(target, output.shape[1])
 
     def loss_one(p, x, t):
-        out = functional_call(model, p, (x[None],))
+        out = functional_call(model, p, (x[None].clone(),))  # a forward may write to its input
         return per_sample_loss(meta, out, t[None] if isinstance(t, Tensor) else t, 1, validate=False)[0]
 
     with torch.inference_mode(False):
@@ -192,19 +244,19 @@ def _vmapped_pass(model, plan, rule_name, methods, stepped, images, target, tdim
         acts, stats, handles = {}, {}, []
 
         def hook_for(name):
-            def hook(module, args, out):
+            def hook(module, args, kwargs, out):
                 acts[name] = out
                 if name in windows:
                     w = windows[name]
-                    stats[name] = w.pool_stats(factor_stats(args[0], conv_stats, w.groups))
+                    stats[name] = w.pool_stats(factor_stats(module_input(module, args, kwargs), conv_stats, w.groups))
                 return out + deltas[name]
             return hook
 
         try:
             for name in layers:
                 if name != INPUT_LAYER:
-                    handles.append(modules[name].register_forward_hook(hook_for(name)))
-            xin = x[None]
+                    handles.append(modules[name].register_forward_hook(hook_for(name), with_kwargs=True))
+            xin = x[None].clone()  # a forward may write to its input
             if INPUT_LAYER in layers:
                 acts[INPUT_LAYER] = xin
                 xin = xin + deltas[INPUT_LAYER]
@@ -250,7 +302,7 @@ def _output_shapes(model, x, layers, modules) -> tuple[dict[str, torch.Size], ob
             else:
                 handles.append(modules[name].register_forward_hook(hook_for(name)))
         with torch.no_grad():
-            output = model(x)
+            output = model(x.clone())
     finally:
         for h in handles:
             h.remove()

@@ -29,7 +29,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from .aggregations import working_precision
+
 _EPS = 1e-20  # as the Caffe reference implementation of excitation backprop
+
+# The excitation rules divide by z = W⁺x + ε. In float16 ε underflows to 0 (0/0 = NaN where z = 0)
+# and p/z overflows, so their backward computes in at least float32 (see ``working_precision``) and
+# hands back the excitation in the input's dtype; the forward is the model's own, unchanged.
 
 
 class _GuidedReLU(torch.autograd.Function):
@@ -108,13 +114,14 @@ class _EBConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, p):
         x, weight = ctx.saved_tensors
+        dtype, (x, weight, p) = x.dtype, _wide(x, weight, p)
         w = _positive(weight, ctx.classifier and ctx.state.dual)
         padding = ctx.padding
         if isinstance(padding, str):  # 'same' / 'valid' → explicit (symmetric for odd kernels)
             padding = 0 if padding == "valid" else tuple(d * (k - 1) // 2 for d, k in zip(_pair(ctx.dilation), w.shape[2:]))
         z = F.conv2d(x, w, None, ctx.stride, padding, ctx.dilation, ctx.groups)
         back = torch.nn.grad.conv2d_input(x.shape, w, p / (z + _EPS), ctx.stride, padding, ctx.dilation, ctx.groups)
-        return x * back, None, None, None, None, None, None, None, None
+        return (x * back).to(dtype), None, None, None, None, None, None, None, None
 
 
 class _EBLinear(torch.autograd.Function):
@@ -132,8 +139,9 @@ class _EBLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, p):
         x, weight = ctx.saved_tensors
+        dtype, (x, weight, p) = x.dtype, _wide(x, weight, p)
         w = _positive(weight, ctx.classifier and ctx.state.dual)
-        return x * ((p / (F.linear(x, w) + _EPS)) @ w), None, None, None, None
+        return (x * ((p / (F.linear(x, w) + _EPS)) @ w)).to(dtype), None, None, None, None
 
 
 class _EBPool(torch.autograd.Function):
@@ -153,11 +161,12 @@ class _EBPool(torch.autograd.Function):
     @staticmethod
     def backward(ctx, p):
         (x,) = ctx.saved_tensors
+        dtype, (x, p) = x.dtype, _wide(x, p)
         with torch.enable_grad():
             xx = x.detach().requires_grad_(True)
             z = ctx.pool(xx)
             (back,) = torch.autograd.grad(z, xx, p / (z.detach() + _EPS))
-        return x * back, None
+        return (x * back).to(dtype), None
 
 
 class _EBPassThrough(torch.autograd.Function):
@@ -194,10 +203,15 @@ class _EBSum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, p):
         a, b = ctx.saved_tensors
+        dtypes, (a, b, p) = (a.dtype, b.dtype), _wide(a, b, p)
         out = a + b
         safe = torch.where(out == 0, torch.ones_like(out), out)
         share = torch.where(out == 0, torch.full_like(out, 0.5), a / safe)
-        return share * p, (1 - share) * p
+        return (share * p).to(dtypes[0]), ((1 - share) * p).to(dtypes[1])
+
+
+def _wide(*tensors: Tensor) -> list[Tensor]:
+    return [working_precision(t) for t in tensors]
 
 
 def _pair(v) -> tuple[int, int]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import difflib
 import numbers
-from typing import Callable, Sequence, Union
+from typing import Callable, Iterable, Sequence, Union
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-Target = Union[int, Sequence[int], Tensor, np.ndarray, Callable[[object], Tensor]]
+Target = Union[int, str, Sequence[Union[int, str]], Tensor, np.ndarray, Callable[[object], Tensor]]
 INPUT_LAYER = ""
 
 
@@ -31,61 +31,126 @@ def check_images(images: object, name: str = "images") -> Tensor:
         raise ValueError(f"{name}: expected rank 4 [N, C, H, W], got shape {tuple(images.shape)}{hint}")
     if images.shape[0] == 0:
         raise ValueError(f"{name}: empty batch")
+    if images.is_meta:
+        raise ValueError(f"{name}: on the meta device, which holds no values; pass real images")
     if not bool(torch.isfinite(images).all()):
         raise ValueError(f"{name}: contains NaN or Inf values")
     return images
 
 
-def check_layers(model: nn.Module, layers: object) -> list[str]:
-    """Module names from ``model.named_modules()`` ("" = the network input), de-duplicated in order."""
-    if isinstance(layers, str):
-        layers = [layers]
-    if not isinstance(layers, Sequence) or not all(isinstance(n, str) for n in layers):
-        raise TypeError(f"layers: expected a list of module names (str), got {layers!r}")
-    if len(layers) == 0:
-        raise ValueError("layers: empty; pass at least one module name (\"\" is the network input)")
+def check_images_fit_model(model: nn.Module, images: Tensor, name: str = "images") -> None:
+    """``images`` on one of the model's devices and of its parameters' floating-point dtype (any
+    dtype under autocast on that device). A model without parameters or buffers takes any input."""
+    tensors = [*model.parameters(), *model.buffers()]
+    if any(t.is_meta for t in tensors):
+        raise ValueError("model: its parameters are on the meta device (no values); materialise them first, "
+                         "e.g. model.to_empty(device='cpu') and load its weights")
+    devices = {t.device for t in tensors}
+    if devices and images.device not in devices:
+        device = next(iter(devices))
+        raise ValueError(f"{name}: on {images.device} but the model is on {', '.join(sorted(map(str, devices)))}; "
+                         f"move them with {name}.to('{device}')")
+    floating = [t for t in tensors if t.is_floating_point()]
+    dtypes = {t.dtype for t in floating if isinstance(t, nn.Parameter)} or {t.dtype for t in floating}
+    if dtypes and images.dtype not in dtypes and not torch.is_autocast_enabled(images.device.type):
+        dtype = next(t.dtype for t in floating if t.dtype in dtypes)
+        raise TypeError(f"{name}: dtype {images.dtype} but the model's parameters are {dtype}; "
+                        f"convert them with {name}.to({dtype}) (or the model with .to({images.dtype}))")
+
+
+def check_layers(model: nn.Module, layers: object, name: str = "layers") -> list[str]:
+    """Module names from ``model.named_modules()`` ("" = the network input): a str or any iterable
+    of str (list, tuple, generator, dict keys, numpy array...), de-duplicated in order."""
+    items = check_names(layers, name, "module names")
+    if len(items) == 0:
+        raise ValueError(f"{name}: empty; pass at least one module name (\"\" is the network input)")
     known = dict(model.named_modules())
     out: list[str] = []
-    for name in layers:
-        if name != INPUT_LAYER and name not in known:
-            close = difflib.get_close_matches(name, [k for k in known if k], n=3, cutoff=0.5)
+    for item in items:
+        if item != INPUT_LAYER and item not in known:
+            close = difflib.get_close_matches(item, [k for k in known if k], n=3, cutoff=0.5)
             hint = f"; did you mean {close}?" if close else ""
             raise ValueError(
-                f"layers: {name!r} is not a module of this model{hint} "
+                f"{name}: {item!r} is not a module of this model{hint} "
                 "(names come from model.named_modules(); \"\" is the network input)"
             )
-        if name not in out:
-            out.append(name)
+        if item not in out:
+            out.append(item)
     return out
 
 
-def check_target(target: Target, n: int) -> Tensor | Callable[[object], Tensor]:
-    """An int, N class ids, or a callable objective; ids come back as a LongTensor [N]."""
+def check_names(value: object, name: str, what: str) -> list[str]:
+    """A str, or any iterable of str, as a list of plain ``str``; anything else is a TypeError."""
+    if isinstance(value, str):
+        return [str(value)]
+    if isinstance(value, (bytes, Tensor)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name}: expected {what} (a str or an iterable of str), got {type(value).__name__}")
+    items = list(value)
+    bad = [item for item in items if not isinstance(item, str)]
+    if bad:
+        raise TypeError(f"{name}: expected {what} (str), got {bad[0]!r} of type {type(bad[0]).__name__}")
+    return [str(item) for item in items]
+
+
+def check_target(target: Target, n: int, classes: object = None) -> Tensor | Callable[[object], Tensor]:
+    """An int, N class ids, class names, or a callable objective; ids come back as a LongTensor [N].
+
+    Class ids are integers of any type (Python, NumPy, integer tensors) in [0, 2⁶³). Class names
+    (a str, or str entries of a list or array) are looked up in ``classes``, the model's
+    ``classes`` attribute: a sequence of class names in output order, as revisal's zoo models have.
+    """
     if callable(target) and not isinstance(target, (Tensor, np.ndarray)):
         return target
-    if isinstance(target, bool) or (isinstance(target, Tensor) and target.dtype == torch.bool):
-        raise TypeError("target: expected a class id (int), N class ids or a callable, got a bool")
-    if isinstance(target, numbers.Integral):
-        ids = torch.full((n,), int(target), dtype=torch.long)
-    elif isinstance(target, (Tensor, np.ndarray, Sequence)):
-        t = torch.as_tensor(np.asarray(target) if isinstance(target, Sequence) else target)
-        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-            raise TypeError(f"target: expected integer class ids, got dtype {t.dtype}")
-        if t.dim() == 0:
-            t = t.expand(n)
-        if t.dim() != 1:
-            raise ValueError(f"target: expected N class ids (1-D), got shape {tuple(t.shape)}")
-        if t.shape[0] != n:
-            raise ValueError(f"target: {t.shape[0]} class ids for a batch of {n} images")
-        ids = t.long().cpu()
+    if isinstance(target, (Tensor, np.ndarray)):
+        if isinstance(target, Tensor):
+            integral = not (target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool)
+        else:
+            integral = target.dtype.kind not in "fcb"
+        if not integral:
+            raise TypeError(f"target: expected integer class ids or class names, got dtype {target.dtype}")
+        if target.ndim > 1:
+            raise ValueError(f"target: expected N class ids (1-D), got shape {tuple(target.shape)}")
+        values = target.tolist()
+    elif isinstance(target, (str, numbers.Integral)) or (isinstance(target, Sequence) and not isinstance(target, bytes)):
+        values = target
     else:
         raise TypeError(
-            f"target: expected an int, N class ids or a callable(model_output) -> Tensor[N], "
+            f"target: expected an int, N class ids, class names or a callable(model_output) -> Tensor[N], "
             f"got {type(target).__name__}"
         )
-    if bool((ids < 0).any()):
-        raise ValueError(f"target: class ids must be ≥ 0, got {ids.tolist()}")
-    return ids
+    if isinstance(values, (str, numbers.Integral)):
+        values = [values] * n
+    elif len(values) != n:
+        raise ValueError(f"target: {len(values)} class ids for a batch of {n} images")
+    lookup = None
+    ids = []
+    for value in values:
+        if isinstance(value, (Tensor, np.ndarray)) and value.ndim == 0:
+            value = value.item()
+        if isinstance(value, str):
+            lookup = lookup or _class_lookup(classes, value)
+            if value not in lookup:
+                close = difflib.get_close_matches(value, list(lookup), n=3)
+                raise ValueError(f"target: no class {value!r} in model.classes; did you mean {close}?")
+            value = lookup[value]
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"target: expected integer class ids or class names, got {value!r} of type "
+                            f"{type(value).__name__}")
+        value = int(value)
+        if value < 0:
+            raise ValueError(f"target: class ids must be ≥ 0, got {value}")
+        if value >= 2**63:
+            raise ValueError(f"target: class id {value} out of range (a class id is below the number of outputs)")
+        ids.append(value)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def _class_lookup(classes: object, name: str) -> dict[str, int]:
+    if not isinstance(classes, Sequence) or isinstance(classes, str) or not all(isinstance(c, str) for c in classes):
+        raise TypeError(f"target: class name {name!r} needs model.classes, a sequence of class names in output "
+                        f"order; this model has {'none' if classes is None else type(classes).__name__}; "
+                        "pass the class id instead")
+    return {c: i for i, c in reversed(list(enumerate(classes)))}  # the first index of a repeated name
 
 
 def check_class_ids(ids: Tensor, classes: int) -> None:
@@ -110,3 +175,22 @@ def objective(output: object, target: Tensor | Callable[[object], Tensor], n: in
     check_class_ids(target, output.shape[1])
     index = target.to(output.device).clone()  # a normal tensor even if made under inference_mode
     return output.gather(1, index[:, None]).squeeze(1)
+
+
+class NonFiniteMapError(FloatingPointError, ValueError):
+    """A saliency map has NaN or Inf values although the images are finite: the model overflowed
+    in its forward or backward pass (or a meta step went too far). A ``FloatingPointError``, and a
+    ``ValueError`` too, so that code catching bad-argument errors catches it as well."""
+
+
+def check_finite_maps(maps: dict[tuple[str, str], Tensor], hint: str = "") -> None:
+    """Raise :class:`NonFiniteMapError` naming the first (method, layer) whose map is not finite."""
+    for (method, layer), m in maps.items():
+        bad = ~torch.isfinite(m)
+        if bool(bad.any()):
+            where = "the network input ('')" if layer == INPUT_LAYER else f"layer {layer!r}"
+            raise NonFiniteMapError(
+                f"methods: {method!r} at {where} gave NaN or Inf in {float(bad.double().mean()):.1%} of the map "
+                f"values ({m.dtype}), although the images are finite: the model's forward or backward pass "
+                f"overflowed{hint}"
+            )

@@ -67,6 +67,11 @@ class ZooModel:
     input_size: int = 224
     notes: str = field(default="", repr=False)
 
+    def __post_init__(self) -> None:
+        # revisal.saliency looks class-name targets up in model.classes (e.g. target="tiger cat")
+        if isinstance(self.model, nn.Module) and not hasattr(self.model, "classes"):
+            self.model.classes = list(self.classes)
+
     def class_id(self, name: str) -> int:
         """Index of a class by its exact name, e.g. ``class_id("tiger cat") == 282``."""
         try:
