@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..combine import combine
 from ..engine import saliency
-from ..metrics.pointing import PointingGame, gaussian_smooth, is_hit
+from ..metrics.pointing import PointingGame, gaussian_smooth, is_hit, maxima
 from .cache import CACHE_ROOT, RunCache, device_of, parse_shard, weights_checksum
 from .sources import Pair, acceptance_region
 
@@ -155,6 +155,7 @@ def _groups(pairs: list[Pair], source, batch_size: int):
 def _score_part(model, source, pairs, methods, layers, combos, smooth, meta, batch_size, device, bar, start):
     hits = np.zeros((len(pairs), len(methods), len(layers) + len(combos)), dtype=bool)
     center = np.zeros(len(pairs), dtype=bool)
+    columns = [layer or "input" for layer in layers] + [combination_name(kind, mode) for kind, mode, _ in combos]
     k = 0
     for group in _groups(pairs, source, batch_size):
         inputs, masks, sizes = source.load(group)
@@ -170,8 +171,7 @@ def _score_part(model, source, pairs, methods, layers, combos, smooth, meta, bat
                                                      align_corners=False), sigma) for layer in layers]
             candidates = resized + [combine(resized, w, mode, size=size).float() for _, mode, w in combos]
             for ci, m in enumerate(candidates):
-                flat = m.flatten(1).argmax(1)
-                ys, xs = flat // size[1], flat % size[1]
+                xs, ys = maxima(m, f"{method} maps at {columns[ci]}")
                 for b, region in enumerate(regions):
                     hits[k + b, mi, ci] = bool(region[ys[b], xs[b]])
         k += len(group)
