@@ -36,11 +36,12 @@ _PLACE_KEY = "__part__"  # where the part was written: "<kind>/<key>/<index>" (f
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """A hash of revisal's source that shapes numbers (figure/table writers excluded)."""
+    """A hash of revisal's source that shapes numbers (figure/table writers, command lines and
+    parameter checks excluded)."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
-        if path.name in ("plotting.py", "report.py", "__main__.py"):
+        if path.name in ("plotting.py", "report.py", "__main__.py", "params.py", "checks.py"):
             continue
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())

@@ -48,7 +48,7 @@ class Problems:
                              f"nothing was computed or written:\n{listed}")
 
 
-def _suggest(value: str, known: Iterable[str]) -> str:
+def suggest(value: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(value, list(known), n=3, cutoff=0.5)
     return f"; did you mean {close}?" if close else ""
 
@@ -97,9 +97,9 @@ def text(value: Any, name: str) -> str:
     return value
 
 
-def choice(value: Any, options: Sequence[str], name: str) -> str:
+def choice(value: Any, name: str, options: Sequence[str]) -> str:
     if value not in options:
-        hint = _suggest(value, options) if isinstance(value, str) else ""
+        hint = suggest(value, options) if isinstance(value, str) else ""
         raise ValueError(f"{name}: expected one of {list(options)}, got {value!r}{hint}")
     return value
 
@@ -142,14 +142,14 @@ def config_fields(value: Any, config: type, name: str, exclude: Sequence[str] = 
     unknown = [k for k in value if k not in fields]
     if unknown:
         raise ValueError(f"{name}: unknown {config.__name__} field(s) {unknown}"
-                         f"{_suggest(str(unknown[0]), fields)} Known: {fields}")
+                         f"{suggest(str(unknown[0]), fields)} Known: {fields}")
     return value
 
 
 # --- models, methods, layers, classes, photos -----------------------------------------------------------
 def model_name(value: Any, name: str = "model") -> str:
     if not isinstance(value, str) or value not in LOADERS:
-        hint = _suggest(value, LOADERS) if isinstance(value, str) else ""
+        hint = suggest(value, LOADERS) if isinstance(value, str) else ""
         raise ValueError(f"{name}: unknown model {value!r}{hint} Known: {sorted(LOADERS)}")
     return value
 
@@ -158,7 +158,7 @@ def model_names(value: Any, name: str) -> list[str]:
     names = _names(value, name)
     bad = [v for v in names if v not in LOADERS]
     if bad:
-        raise ValueError(f"{name}: unknown model(s) {bad}{_suggest(bad[0], LOADERS)} Known: {sorted(LOADERS)}")
+        raise ValueError(f"{name}: unknown model(s) {bad}{suggest(bad[0], LOADERS)} Known: {sorted(LOADERS)}")
     return names
 
 
@@ -168,7 +168,7 @@ def method_names(value: Any, name: str = "methods", required: Sequence[str] = ()
     names = _names(value, name)
     bad = [v for v in names if v not in METHODS]
     if bad:
-        raise ValueError(f"{name}: unknown method(s) {bad}{_suggest(bad[0], METHODS)} Known: {sorted(METHODS)}")
+        raise ValueError(f"{name}: unknown method(s) {bad}{suggest(bad[0], METHODS)} Known: {sorted(METHODS)}")
     missing = [m for m in required if m not in names]
     if missing:
         raise ValueError(f"{name}: must include {missing} (the notebook's verdict uses them)")
@@ -188,7 +188,7 @@ def modules_of(model: str | nn.Module, value: Any, name: str, *, conv: bool = Fa
         if layer == "" and allow_input and not conv:
             continue
         if layer not in modules or layer == "":
-            problems.append(f"{layer!r} is not a module of {label}{_suggest(layer, [k for k in modules if k])}")
+            problems.append(f"{layer!r} is not a module of {label}{suggest(layer, [k for k in modules if k])}")
         elif conv and not isinstance(modules[layer], nn.Conv2d):
             problems.append(f"{layer!r} is a {type(modules[layer]).__name__} in {label}, not a Conv2d")
     if problems:
@@ -205,7 +205,7 @@ def module_of(model: str | nn.Module, value: Any, name: str) -> str:
 def class_of(model: str, value: Any, name: str) -> str:
     classes = skeleton(model).classes
     if value not in classes:
-        hint = _suggest(value, classes) if isinstance(value, str) else ""
+        hint = suggest(value, classes) if isinstance(value, str) else ""
         raise ValueError(f"{name}: {model} has no class {value!r}{hint}")
     return value
 
@@ -216,7 +216,7 @@ def photo_names(value: Any, name: str) -> list[str]:
     names = _names(value, name)
     bad = [v for v in names if v not in PHOTOS]
     if bad:
-        raise ValueError(f"{name}: unknown photo(s) {bad}{_suggest(bad[0], PHOTOS)} Known: {sorted(PHOTOS)}")
+        raise ValueError(f"{name}: unknown photo(s) {bad}{suggest(bad[0], PHOTOS)} Known: {sorted(PHOTOS)}")
     return names
 
 
