@@ -58,6 +58,8 @@ def test_precedence_defaults_shared_section_overrides():
     assert routed["03_class_sensitivity"]["batch_size"] == 8
     assert {v["seed"] for v in routed.values()} == {7}  # overrides beat everything
     assert "batch_size" not in routed["00_extract_aggregate"]  # 00 does not declare it
+    one = params.route(ROOT / "configs" / "mini.yaml", {"photos": ["coffee"]}, among=["02_layer_combination.ipynb"])
+    assert list(one) == ["02_layer_combination"]  # other notebooks' keys are known, just not passed to 02
 
 
 @pytest.mark.parametrize("config, overrides, expected", [

@@ -113,34 +113,31 @@ def route(config: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] |
 
 
 def _route(config, overrides, among) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """:func:`route`'s values and its problems (unknown keys), without raising."""
+    """:func:`route`'s values and its problems (unknown keys), without raising. Keys are checked
+    against every notebook; values are returned for the notebooks ``among`` (default: all)."""
     config, overrides = load_config(config), dict(overrides or {})
-    paths = [notebook_path(n) for n in (among if among is not None else notebooks())]
-    names = {p.stem: declared(p) for p in paths}
+    names = {p.stem: declared(p) for p in notebooks()}
     everyone = sorted({k for d in names.values() for k in d})
-    stems = [p.stem for p in notebooks()]
     problems = []
-    shared = {k: v for k, v in config.items() if k not in stems}
+    shared = {k: v for k, v in config.items() if k not in names}
     for where, keys in (("config", shared), ("--set", overrides)):
         for key in keys:
-            if key[:2].isdigit() and key not in stems:
-                problems.append(f"{key}: no notebook is named so{_near(key, stems)} (sections are notebook stems)")
+            if key[:2].isdigit():
+                problems.append(f"{key}: no notebook is named so{_near(key, names)} (sections are notebook stems)")
             elif key not in everyone:
                 problems.append(f"{key}: no notebook declares this parameter ({where}){_near(key, everyone)}")
-    out = {}
-    for stem, params in names.items():
+    sections = {}
+    for stem, declares in names.items():
         section = config.get(stem) or {}
         if not isinstance(section, dict):
             problems.append(f"{stem}: expected a section of parameters, got {section!r}")
             section = {}
-        for key in section:
-            if key not in params:
-                problems.append(f"{stem}.{key}: {stem} declares no such parameter{_near(key, params)}")
-        out[stem] = {k: v for source in (shared, section, overrides) for k, v in source.items() if k in params}
-    for stem in set(stems) - set(names):  # sections of notebooks not asked for are still checked
-        for key in config.get(stem) or {}:
-            if key not in declared(stem):
-                problems.append(f"{stem}.{key}: {stem} declares no such parameter{_near(key, declared(stem))}")
+        problems += [f"{stem}.{key}: {stem} declares no such parameter{_near(key, declares)}"
+                     for key in section if key not in declares]
+        sections[stem] = section
+    wanted = [notebook_path(n).stem for n in among] if among is not None else list(names)
+    out = {stem: {k: v for source in (shared, sections[stem], overrides) for k, v in source.items()
+                  if k in names[stem]} for stem in wanted}
     return out, problems
 
 
