@@ -10,6 +10,7 @@ naming the map), as are maps whose batch sizes differ (they would broadcast a ba
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from typing import Iterable, Literal, Sequence
@@ -41,6 +42,8 @@ def _check_maps(maps: object, name: str) -> Tensor:
 def normalize_maps(maps: Tensor, eps: float = EPS) -> Tensor:
     """Min-max normalise each map of a [N, 1, H, W] batch to [0, 1]: ``(m − min)/(max − min + ε)``."""
     _check_maps(maps, "maps")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
+        raise ValueError(f"eps: expected a small positive number, got {eps!r}")
     flat = maps.flatten(1)
     lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
     return ((flat - lo) / (hi - lo + eps)).view_as(maps)

@@ -232,3 +232,16 @@ def test_exit_statuses_seen_by_a_shell(tmp_path):
     assert out.returncode == 2 and "RANK=3, WORLD_SIZE=2" in out.stderr
     out = run_cli(POINTING + ["--no-combinations", "--merge", "--cache-root", str(tmp_path)])
     assert out.returncode == 1 and "missing" in out.stderr
+
+
+def test_a_testbed_cache_copied_under_another_key_is_regenerated(tmp_path):
+    from revisal.data import testbed
+
+    kw = dict(n=3, cache_dir=tmp_path, workers=1, progress=False)
+    val, test = testbed.load("val", **kw), testbed.load("test", **kw)
+    files = {split: sorted(tmp_path.glob(f"{split}-*")) for split in ("val", "test")}
+    for src, dst in zip(files["val"], files["test"]):  # the val split's npz and json under the test split's names
+        shutil.copy(src, dst)
+    again = testbed.load("test", **kw)
+    np.testing.assert_array_equal(again.pixels(range(3)), test.pixels(range(3)))
+    assert not np.array_equal(again.pixels(range(3)), val.pixels(range(3)))

@@ -107,6 +107,19 @@ def test_pointing_game_refuses_class_ids_out_of_range(class_id):
     assert game.hits.sum() == game.misses.sum() == 0  # a refused pair is not counted (-1 used to hit the last class)
 
 
+def test_pointing_game_function_refuses_unmatched_lists():
+    """zip() used to drop the pairs beyond the shortest list without a word."""
+    from revisal.metrics import pointing_game
+
+    masks = [np.ones((4, 4), bool)] * 3
+    with pytest.raises(ValueError, match="points, masks, class_ids"):
+        pointing_game([(1, 1), (2, 2)], masks, [0, 1, 2], 3)
+    with pytest.raises(ValueError, match="difficult"):
+        pointing_game([(1, 1)] * 3, masks, [0, 1, 2], 3, difficult=[True])
+    with pytest.raises(TypeError, match="class_id"):
+        pointing_game([(1, 1)] * 3, masks, [0, 1.7, 2], 3)  # int() used to truncate 1.7 to class 1
+
+
 # --- average precision refuses what scikit-learn refuses -------------------------------------------
 @pytest.mark.parametrize("value", [NAN, INF])
 def test_average_precision_refuses_non_finite_scores(value):
@@ -164,6 +177,12 @@ def test_combine_and_normalize_refuse_non_finite_maps(value):
         combine([torch.rand(2, 1, 4, 4), bad], [1, 1])
     with pytest.raises(ValueError, match="maps.*(NaN|infinite)"):
         normalize_maps(bad)
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-8, NAN])
+def test_normalize_refuses_an_eps_that_divides_by_zero(eps):
+    with pytest.raises(ValueError, match="^eps: "):
+        normalize_maps(torch.ones(1, 1, 2, 2), eps)
 
 
 @pytest.mark.parametrize("per_layer, match", [

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,8 +120,12 @@ class PointingGame:
         self.misses = np.zeros(self.num_classes)
 
     def add(self, class_id: int, hit: bool) -> None:
-        if isinstance(class_id, bool) or not isinstance(class_id, numbers.Integral):
-            raise TypeError(f"class_id: expected an int, got {class_id!r}")
+        try:
+            if isinstance(class_id, bool):
+                raise TypeError
+            class_id = operator.index(class_id)  # ints, NumPy ints, 0-d integer tensors
+        except TypeError:
+            raise TypeError(f"class_id: expected an int, got {class_id!r}") from None
         if not 0 <= class_id < self.num_classes:
             raise ValueError(f"class_id: expected 0 ≤ class_id < {self.num_classes}, got {class_id}")
         if hit:
@@ -154,11 +159,17 @@ def pointing_game(points, masks, class_ids, num_classes: int, tolerance: float =
                   difficult=None) -> dict[str, PointingGame]:
     """Score pairs given their predicted points (x, y), masks and class ids; returns
     ``{"all": game}`` and, when ``difficult`` flags are given, ``"difficult"`` (flagged pairs only)."""
+    points, masks, class_ids = list(points), list(masks), list(class_ids)
+    if not len(points) == len(masks) == len(class_ids):
+        raise ValueError(f"points, masks, class_ids: expected one of each per pair, got {len(points)}, {len(masks)} "
+                         f"and {len(class_ids)}")
+    if difficult is not None and len(difficult) != len(points):
+        raise ValueError(f"difficult: expected {len(points)} flags, got {len(difficult)}")
     games = {"all": PointingGame(num_classes, tolerance)}
     if difficult is not None:
         games["difficult"] = PointingGame(num_classes, tolerance)
     for k, (xy, mask, c) in enumerate(zip(points, masks, class_ids)):
-        hit = games["all"].evaluate(mask, xy, int(c))
+        hit = games["all"].evaluate(mask, xy, c)
         if difficult is not None and difficult[k]:
             games["difficult"].add(int(c), hit)
     return games
