@@ -178,6 +178,15 @@ def test_bad_pointing_arguments_exit_2_before_any_work(no_compute, capsys, tmp_p
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.parametrize("argv, expected", [
+    (["--model", "vgg16_voc", "--dataset", "voc07", "--n", "5"], "--n: applies to the testbed only"),  # was ignored
+    (["--model", "vgg16_voc", "--dataset", "voc07", "--split", "val"], "--split: applies to the testbed only"),
+    (["--model", "mini_vgg", "--root", "data/voc"], "--root: the testbed is generated"),
+])
+def test_arguments_that_would_be_ignored_are_refused(no_compute, capsys, argv, expected):
+    assert expected in refused(["pointing-game", *argv], capsys)
+
+
 def test_unknown_model_and_missing_data_folder(no_compute, capsys):
     assert "mini_vgg" in refused(["pointing-game", "--model", "mini_vgq"], capsys)  # the close match
     err = refused(["pointing-game", "--model", "vgg16_voc", "--dataset", "voc07", "--root", "/no/such/voc"], capsys)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from revisal.experiments import params
+from revisal.experiments import params, schema
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
@@ -20,7 +20,7 @@ NOTEBOOKS = [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipyn
 
 # --- schema --------------------------------------------------------------------------------------------
 def test_every_declared_parameter_has_a_check():
-    unchecked = {nb: [n for n in params.declared(nb) if n not in params.SPEC] for nb in NOTEBOOKS}
+    unchecked = {nb: [n for n in params.declared(nb) if n not in schema.SPEC] for nb in NOTEBOOKS}
     assert not any(unchecked.values()), unchecked
 
 

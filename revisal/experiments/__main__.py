@@ -77,8 +77,16 @@ def _check_pointing(parser: argparse.ArgumentParser, args) -> None:
     args.layers = _check_layers(parser, args)
     problems = checks.Problems()
     problems.check(checks.fits_dataset, args.model, args.dataset, "--model")
-    if args.root is not None:
-        problems.check(checks.existing_path, args.root, "--root")
+    if args.dataset == "testbed":
+        if args.root is not None:
+            problems.messages.append("--root: the testbed is generated, not read from a folder; drop --root")
+        args.split = args.split or "test"
+    else:
+        for flag, value in (("--n", args.n), ("--split", args.split)):
+            if value is not None:
+                problems.messages.append(f"{flag}: applies to the testbed only, not to {args.dataset}")
+        if args.root is not None:
+            problems.check(checks.existing_path, args.root, "--root")
     if args.merge and args.shard is not None:
         problems.messages.append("--merge computes nothing: drop --shard")
     elif not args.merge:
@@ -141,7 +149,8 @@ def sensitivity_command(args) -> None:
     zoo = load(args.model)
     layers = args.layers or [l for l in zoo.layers if l]
     images, _ = weight_sample(zoo, "testbed", m=args.n)
-    corr = class_sensitivity(zoo, images, args.methods, layers, meta=MetaStep(args.meta) if args.meta is not None else None,
+    meta = MetaStep(args.meta) if args.meta is not None else None
+    corr = class_sensitivity(zoo, images, args.methods, layers, meta=meta,
                              batch_size=args.batch_size, device=args.device, cache_root=args.cache_root,
                              progress=not args.quiet)
     print("| method | " + " | ".join(layers) + " |")
@@ -158,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     _common(pg)
     pg.add_argument("--dataset", default="testbed", choices=list(checks.POINTING_DATASETS))
     pg.add_argument("--root", default=None, help="dataset folder (VOC/COCO; default under data/)")
-    pg.add_argument("--split", default="test", choices=["train", "val", "test"], help="testbed split")
+    pg.add_argument("--split", default=None, choices=["train", "val", "test"], help="testbed split (default: test)")
     pg.add_argument("--n", type=_type(checks.positive_int, _int), default=None,
                     help="testbed scenes (default: the split's size)")
     pg.add_argument("--shard", default=None, type=_type(checks.shard),

@@ -49,7 +49,8 @@ def _run_parts(cache: RunCache, n: int, part_size: int, compute: Callable[[slice
 
 
 def weights_for_layers(zoo, images: Tensor, labels: Tensor, layers: Sequence[str], *, kinds=WEIGHT_KINDS,
-                       device=None, cache_root=CACHE_ROOT, seed: int = 0, compute: bool = True) -> dict[str, np.ndarray]:
+                       device=None, cache_root=CACHE_ROOT, seed: int = 0,
+                       compute: bool = True) -> dict[str, np.ndarray]:
     """Per-layer weights of every kind (Fig. 9) from M images sampled across classes (cached).
     ``compute=False`` only reads the cache (a merge of shards) and raises :class:`IncompleteRun`
     when the weights are not there."""

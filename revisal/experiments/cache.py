@@ -41,7 +41,7 @@ def code_version() -> str:
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
-        if path.name in ("plotting.py", "report.py", "__main__.py", "params.py", "checks.py"):
+        if path.name in ("plotting.py", "report.py", "__main__.py", "params.py", "schema.py", "checks.py"):
             continue
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
@@ -182,7 +182,8 @@ def _torchrun_shard() -> tuple[int, int]:
             raise ValueError(f"shard: {k}={env[k]!r} is not an integer") from None
     rank, world = values["RANK"], values["WORLD_SIZE"]
     if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"shard: RANK={rank}, WORLD_SIZE={world}: expected WORLD_SIZE ≥ 1 and 0 ≤ RANK < WORLD_SIZE")
+        raise ValueError(f"shard: RANK={rank}, WORLD_SIZE={world}: expected WORLD_SIZE ≥ 1 and "
+                         "0 ≤ RANK < WORLD_SIZE")
     return rank, world
 
 
