@@ -54,8 +54,11 @@ def suggest(value: str, known: Iterable[str]) -> str:
 
 
 def _names(value: Any, name: str, *, allow_empty: bool = False) -> list[str]:
-    """A list of strings from a list/tuple of strings (a bare string is one name)."""
-    items = [value] if isinstance(value, str) else value
+    """A list of strings from a list/tuple of strings. A bare string is refused: code that loops
+    over the list would loop over its characters."""
+    if isinstance(value, str):
+        raise ValueError(f"{name}: expected a list of names, got the string {value!r} (write [{value!r}])")
+    items = value
     if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
         raise ValueError(f"{name}: expected a list of names, got {value!r}")
     if not items and not allow_empty:
@@ -236,7 +239,3 @@ def fits_dataset(model: str, dataset: str, name: str) -> str:
         fitting = sorted(m for m in LOADERS if skeleton(m).classes == dataset_classes(dataset))
         raise ValueError(f"{name}: {model} does not predict the classes of {dataset!r}; models that do: {fitting}")
     return model
-
-
-def existing_file(value: Any, name: str) -> str:
-    return existing_path(value, name, kind="file")
