@@ -237,3 +237,14 @@ def test_layer_activations_names_an_unknown_layer(tiny):
         layer_activations(tiny, torch.rand(2, 3, 16, 16), ["stem", "stme"])
     with pytest.raises(ValueError, match="batch_size"):
         layer_activations(tiny, torch.rand(2, 3, 16, 16), ["stem"], batch_size=0)
+
+
+def test_class_sensitivity_refuses_a_model_whose_logits_are_nan(tiny):
+    """argmax/argmin of a NaN row pick the NaN's position: the max/min classes would be made up."""
+    from revisal.metrics import class_sensitivity
+
+    with torch.no_grad():
+        tiny.head.bias[2] = NAN
+    with pytest.raises(ValueError, match=r"model: .*NaN or Inf for images \[0, 1\]"):
+        class_sensitivity(tiny, torch.rand(2, 3, 16, 16), ["point"], ["normgrad"])
+

@@ -96,6 +96,11 @@ def class_sensitivity(model: nn.Module, images: Tensor, layers: Iterable[str], m
     from ..engine import saliency
 
     logits = _logits(model, images, batch_size)
+    finite = torch.isfinite(logits)
+    if not bool(finite.all()):
+        rows = (~finite).any(1).nonzero().flatten().tolist()
+        raise ValueError(f"model: its output holds NaN or Inf for images {rows[:10]}, so their maximally and "
+                         "minimally predicted classes are undefined")
     top, bottom = logits.argmax(1), logits.argmin(1)
     maps = saliency(model, torch.cat([images, images]), torch.cat([top, bottom]), layers, methods, meta=meta,
                     batch_size=batch_size, **kwargs)
