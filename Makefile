@@ -50,9 +50,22 @@ figures: $(OUTPUTS)
 # cores (two 2-thread kernels on 2 cores ran ~10x slower). Recursive (=): MAKEFLAGS has -jN only then.
 JOB_THREADS = $(if $(filter -j%,$(MAKEFLAGS)),OMP_NUM_THREADS=1 MKL_NUM_THREADS=1)
 
-build/executed/$(PROFILE)/%.ipynb: notebooks/%.ipynb configs/$(PROFILE).yaml $(LIBRARY) $(STAMP)
+# Each notebook gets only the keys its parameters cell declares (configs/<profile>.yaml: shared keys
+# plus a section per notebook). One step routes and checks every notebook's parameters before any
+# notebook runs, so a misspelt key or a bad value stops `make figures` before any compute; it
+# rewrites a notebook's file only when its content changes, so only that notebook re-runs.
+PARAMS := build/params/$(PROFILE)
+.PHONY: FORCE
+FORCE:
+.PRECIOUS: build/params/%.yaml build/smoke/params/%.yaml
+$(PARAMS)/.checked: FORCE $(STAMP)
+	$(PY) -m revisal.experiments.params configs/$(PROFILE).yaml $(NOTEBOOKS) \
+		--set device=$(DEVICE) --set figures_dir=$(FIGDIR) -o $(@D)
+$(PARAMS)/%.yaml: $(PARAMS)/.checked ;
+
+build/executed/$(PROFILE)/%.ipynb: notebooks/%.ipynb $(PARAMS)/%.yaml $(LIBRARY) $(STAMP)
 	@mkdir -p $(@D)
-	$(JOB_THREADS) $(PY) -m papermill $< $@ -f configs/$(PROFILE).yaml -p device $(DEVICE) -p figures_dir $(FIGDIR) \
+	$(JOB_THREADS) $(PY) -m papermill $< $@ -f $(PARAMS)/$*.yaml \
 		-k python3 --cwd . --progress-bar --log-output --log-level WARNING
 
 # Each output depends on the executed notebook that writes it.
@@ -62,10 +75,13 @@ $(addprefix $(FIGDIR)/,$(OUT_$(1))): $(filter build/executed/$(PROFILE)/$(1)_%,$
 endef
 $(foreach n,$(STAGES),$(eval $(call outputs_of,$(n))))
 
-build/smoke/%.ipynb: notebooks/%.ipynb configs/smoke.yaml $(STAMP)
+build/smoke/params/.checked: FORCE $(STAMP)
+	$(PY) -m revisal.experiments.params configs/smoke.yaml $(NOTEBOOKS) --set figures_dir=build/smoke/figures -o $(@D)
+build/smoke/params/%.yaml: build/smoke/params/.checked ;
+
+build/smoke/%.ipynb: notebooks/%.ipynb build/smoke/params/%.yaml $(STAMP)
 	@mkdir -p $(@D)
-	$(PY) -m papermill --prepare-only $< $@ -f configs/smoke.yaml -p figures_dir build/smoke/figures \
-		-k python3 --log-level WARNING
+	$(PY) -m papermill --prepare-only $< $@ -f build/smoke/params/$*.yaml -k python3 --log-level WARNING
 
 test: $(STAMP) $(SMOKE)
 	$(PY) -m pytest tests $(SMOKE) --nbval-lax --nbval-current-env -p no:cacheprovider

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+import numbers
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -10,6 +11,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 Key = tuple[str, str]
+
+
+def check_size(size: object, name: str = "size") -> tuple[int, int]:
+    """``(H, W)`` from an int or a pair of positive ints; anything else is a ValueError naming ``name``."""
+    pair = (size, size) if isinstance(size, numbers.Integral) and not isinstance(size, bool) else size
+    if isinstance(pair, Tensor):
+        pair = pair.tolist()
+    if (isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2
+            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in pair)):
+        raise ValueError(f"{name}: expected (H, W) of positive ints (or one int), got {size!r}")
+    return int(pair[0]), int(pair[1])
 
 
 class SaliencyMaps(Mapping[Key, Tensor]):
@@ -56,11 +68,7 @@ class SaliencyMaps(Mapping[Key, Tensor]):
 
     def resized(self, size: int | tuple[int, int], mode: str = "bilinear") -> "SaliencyMaps":
         """All maps interpolated to ``size`` (H, W) (bilinear, ``align_corners=False``)."""
-        if isinstance(size, int):
-            size = (size, size)
-        size = tuple(int(s) for s in size)
-        if len(size) != 2 or min(size) < 1:
-            raise ValueError(f"size: expected (H, W) of positive ints, got {size}")
+        size = check_size(size)
         kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
         out = {
             key: m if tuple(m.shape[-2:]) == size else F.interpolate(m, size=size, mode=mode, **kwargs)

@@ -3,7 +3,8 @@
 configs/paper.yaml is run through every notebook with its data roots pointed at a fake VOCdevkit,
 fake TorchRay checkpoints (random weights, TorchRay's key layout) and a fake ImageNet folder, at a
 tiny input size and with random ImageNet weights (nothing downloads), so every paper-profile code
-path (Caffe models, VOC pairs and masks, ImageNet images, VGG16/ResNet50 layer presets) runs.
+path (Caffe models, VOC pairs and masks, ImageNet images, VGG16/ResNet50 layer presets) runs. Each
+notebook gets its own keys from the config, as `make figures` gives them (revisal.experiments.params).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
 from test_paper_assets import VOC_FAKE, torchray_layout, write_voc
 
+from revisal.experiments import params
 from revisal.models.caffe import CHECKPOINTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,8 +43,7 @@ def paper_fake(tmp_path_factory) -> dict:
     for wnid in ("n01440764", "n01443537", "n01484850"):
         (tmp / "imagenet" / wnid).mkdir(parents=True)
         Image.fromarray(rng.integers(0, 256, (72, 90, 3), dtype=np.uint8)).save(tmp / "imagenet" / wnid / "a.JPEG")
-    config = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
-    config.update(
+    return dict(  # overrides of configs/paper.yaml, routed to every notebook that declares them
         device="cpu", figures_dir=str(tmp / "figures"), cache_root=str(tmp / "cache"),
         data_root=str(tmp / "voc"), checkpoint_dir=str(checkpoints), verify_checkpoints=False,
         imagenet_root=str(tmp / "imagenet"), imagenet_pretrained=False, input_size=64, image_size=64,
@@ -52,14 +52,14 @@ def paper_fake(tmp_path_factory) -> dict:
         randomization_blocks=["classifier.6"], caption_n=24, caption_examples=2,
         train={"train_size": 64, "val_size": 32, "test_size": 32, "epochs": 2, "out": str(tmp / "models")},
     )
-    return config
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
 def test_paper_profile_notebooks_run_on_fakes(paper_fake, notebook, tmp_path):
     papermill = pytest.importorskip("papermill")
-    papermill.execute_notebook(str(ROOT / "notebooks" / notebook), str(tmp_path / notebook), parameters=paper_fake,
+    parameters = params.route(ROOT / "configs" / "paper.yaml", paper_fake, among=[notebook])[Path(notebook).stem]
+    papermill.execute_notebook(str(ROOT / "notebooks" / notebook), str(tmp_path / notebook), parameters=parameters,
                                kernel_name="python3", cwd=str(ROOT), progress_bar=False)
 
 

@@ -171,7 +171,7 @@ def load(split: str = "train", n: int | None = None, size: int = 64, seed: int =
     folder = project_path(cache_dir)
     key = cache_key(split, n, spec, seed)
     path, meta_path = folder / f"{split}-{size}px-{n}-{key}.npz", folder / f"{split}-{size}px-{n}-{key}.json"
-    arrays = _read_verified(path, meta_path)
+    arrays = _read_verified(path, meta_path, key)
     if arrays is None:
         arrays = generate(split, n, spec, seed, workers, progress)
         import io
@@ -179,19 +179,20 @@ def load(split: str = "train", n: int | None = None, size: int = 64, seed: int =
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
         atomic_write(path, buf.getvalue())
-        atomic_write(meta_path, json.dumps({"sha256": _digest(arrays), "split": split, "n": n, "seed": seed,
+        atomic_write(meta_path, json.dumps({"sha256": _digest(arrays), "key": key, "split": split, "n": n, "seed": seed,
                                             "spec": _spec_kwargs(spec), "version": GENERATOR_VERSION}, indent=2))
     return TestbedSplit(arrays, split, spec, seed)
 
 
-def _read_verified(path: Path, meta_path: Path) -> dict[str, np.ndarray] | None:
-    """The cached arrays if present and their checksum matches; ``None`` otherwise."""
+def _read_verified(path: Path, meta_path: Path, key: str) -> dict[str, np.ndarray] | None:
+    """The cached arrays if present, written for this ``key`` (not copied from another split or
+    size) and their checksum matches; ``None`` otherwise."""
     if not (path.is_file() and meta_path.is_file()):
         return None
     try:
         with np.load(path) as z:
             arrays = {name: z[name] for name in ARRAYS}
-        expected = json.loads(meta_path.read_text())["sha256"]
+        meta = json.loads(meta_path.read_text())
     except Exception:  # unreadable or truncated: regenerate
         return None
-    return arrays if _digest(arrays) == expected else None
+    return arrays if meta.get("key") == key and _digest(arrays) == meta.get("sha256") else None

@@ -6,7 +6,7 @@ re-run at no cost. ``python -m revisal.experiments --help`` runs them from a she
 """
 
 from .analyses import class_sensitivity, identity_trick, meta_dynamics, randomization, weights_for_layers
-from .cache import CACHE_ROOT, RunCache, code_version, parse_shard, weights_checksum
+from .cache import CACHE_ROOT, IncompleteRun, RunCache, code_version, parse_shard, weights_checksum
 from .captioning import explain_captions, mass_check
 from .pointing import (
     DEFAULT_COMBINATIONS,
@@ -19,9 +19,21 @@ from .pointing import (
 from .setup import testbed_source, weight_sample
 from .sources import DetectionSource, Pair, TestbedSource, acceptance_region
 
+
+
+def __getattr__(name: str):
+    # Imported on first use, so that `python -m revisal.experiments.params` runs a fresh module.
+    if name == "check_parameters":
+        from .params import check_parameters
+
+        return check_parameters
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
-    "CACHE_ROOT", "DEFAULT_COMBINATIONS", "DetectionSource", "Pair", "PointingResults", "RunCache",
-    "TABLE3_METHODS", "TORCHRAY_SMOOTHING", "TestbedSource", "WEIGHT_KINDS", "acceptance_region", "class_sensitivity",
+    "CACHE_ROOT", "DEFAULT_COMBINATIONS", "DetectionSource", "IncompleteRun", "Pair", "PointingResults", "RunCache",
+    "TABLE3_METHODS", "TORCHRAY_SMOOTHING", "TestbedSource", "WEIGHT_KINDS", "acceptance_region", "check_parameters",
+    "class_sensitivity",
     "code_version", "explain_captions", "identity_trick", "mass_check", "meta_dynamics", "parse_shard",
     "pointing_game", "randomization", "testbed_source", "weight_sample", "weights_checksum", "weights_for_layers",
 ]

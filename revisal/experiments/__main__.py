@@ -9,30 +9,94 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 import numpy as np
 
 from ..methods import DEFAULT_METHODS
 from ..models import load
+from . import checks
 from .analyses import class_sensitivity, weights_for_layers
-from .cache import CACHE_ROOT
+from .cache import CACHE_ROOT, IncompleteRun
 from .pointing import DEFAULT_COMBINATIONS, pointing_game
 from .setup import detection_source, testbed_source, weight_sample
 
 
+def _type(check: Callable, convert: Callable = str) -> Callable[[str], object]:
+    """An argparse ``type`` from a check of :mod:`.checks` (its message, minus the parameter name)."""
+    def parse(text: str):
+        try:
+            return check(convert(text), "value")
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e).removeprefix("value: ")) from None
+    parse.__name__ = check.__name__  # argparse names the type in some messages
+    return parse
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"value: expected a number, got {text!r}") from None
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"value: expected an int, got {text!r}") from None
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="a revisal.models name, e.g. mini_vgg, vgg16_voc")
-    p.add_argument("--dataset", default="testbed", choices=["testbed", "voc07", "coco14"])
-    p.add_argument("--root", default=None, help="dataset folder (VOC/COCO; default under data/)")
-    p.add_argument("--split", default="test", help="testbed split")
-    p.add_argument("--n", type=int, default=None, help="testbed scenes (default: the split's size)")
-    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
+    p.add_argument("--model", required=True, type=_type(checks.model_name),
+                   help="a revisal.models name, e.g. mini_vgg, vgg16_voc")
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
+                   type=_type(lambda v, name: checks.method_names([v], name)[0]))
     p.add_argument("--layers", nargs="+", default=None, help="module names (default: the model's preset)")
-    p.add_argument("--meta", type=float, default=None, help="meta-saliency with this ε (MetaStep(lr=ε))")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--cache-root", default=CACHE_ROOT)
+    p.add_argument("--meta", type=_type(checks.positive_number, _number), default=None,
+                   help="meta-saliency with this ε (MetaStep(lr=ε))")
+    p.add_argument("--batch-size", type=_type(checks.positive_int, _int), default=64)
+    p.add_argument("--device", default="auto", type=_type(lambda v, name: checks.device(v, name, allow_auto=True)))
+    p.add_argument("--cache-root", default=CACHE_ROOT, type=_type(checks.text))
     p.add_argument("--quiet", action="store_true")
+
+
+def _check_layers(parser: argparse.ArgumentParser, args) -> list[str] | None:
+    """The requested layers, checked on the model's skeleton (no weights read) before any work."""
+    if args.layers is None:
+        return None
+    try:
+        return checks.modules_of(args.model, args.layers, "layers")
+    except ValueError as e:
+        parser.error(f"argument --layers: {str(e).removeprefix('layers: ')}")
+
+
+def _check_pointing(parser: argparse.ArgumentParser, args) -> None:
+    """Everything the pointing game needs that argparse's types cannot see alone: layers of this model,
+    a model that predicts the dataset's classes, an existing data folder, a shard to compute."""
+    args.layers = _check_layers(parser, args)
+    problems = checks.Problems()
+    problems.check(checks.fits_dataset, args.model, args.dataset, "--model")
+    if args.dataset == "testbed":
+        if args.root is not None:
+            problems.messages.append("--root: the testbed is generated, not read from a folder; drop --root")
+        args.split = args.split or "test"
+    else:
+        for flag, value in (("--n", args.n), ("--split", args.split)):
+            if value is not None:
+                problems.messages.append(f"{flag}: applies to the testbed only, not to {args.dataset}")
+        if args.root is not None:
+            problems.check(checks.existing_path, args.root, "--root")
+    if args.merge and args.shard is not None:
+        problems.messages.append("--merge computes nothing: drop --shard")
+    elif not args.merge:
+        problems.check(checks.shard, args.shard, "--shard")  # None: torchrun's RANK/WORLD_SIZE, checked here
+    if problems.messages:
+        parser.error("; ".join(problems.messages))
+
+
+def _check_sensitivity(parser: argparse.ArgumentParser, args) -> None:
+    args.layers = _check_layers(parser, args)
 
 
 def _source(args, zoo):
@@ -49,15 +113,20 @@ def pointing_command(args) -> None:
     source = _source(args, zoo)
     combinations = () if args.no_combinations else DEFAULT_COMBINATIONS
     weights = None
-    if combinations:
-        images, labels = weight_sample(zoo, args.dataset, source=None if args.dataset == "testbed" else source)
-        weights = weights_for_layers(zoo, images, labels, layers, device=args.device, cache_root=args.cache_root)
-    results = pointing_game(zoo, source, args.methods, layers, combinations=combinations, weights=weights,
-                            meta=MetaStep(args.meta) if args.meta is not None else None, batch_size=args.batch_size,
-                            device=args.device, shard="0/1" if args.merge else args.shard,
-                            cache_root=args.cache_root, progress=not args.quiet, compute=not args.merge)
+    try:
+        if combinations:
+            images, labels = weight_sample(zoo, args.dataset, source=None if args.dataset == "testbed" else source)
+            weights = weights_for_layers(zoo, images, labels, layers, device=args.device, cache_root=args.cache_root,
+                                         compute=not args.merge)
+        results = pointing_game(zoo, source, args.methods, layers, combinations=combinations, weights=weights,
+                                meta=MetaStep(args.meta) if args.meta is not None else None,
+                                batch_size=args.batch_size, device=args.device,
+                                shard="0/1" if args.merge else args.shard, cache_root=args.cache_root,
+                                progress=not args.quiet, compute=not args.merge)
+    except IncompleteRun as e:
+        raise SystemExit(f"python -m revisal.experiments: error: {e}") from None  # exit status 1
     if results is None:
-        return
+        return  # this shard is done; the others are still running
     for subset in ("all", "difficult"):
         print(f"\n{args.model} on {args.dataset} ({results.pairs} pairs), {subset}: pointing accuracy %")
         print("| method | " + " | ".join(l or "input" for l in layers) + " | best single | best combination |")
@@ -79,8 +148,9 @@ def sensitivity_command(args) -> None:
 
     zoo = load(args.model)
     layers = args.layers or [l for l in zoo.layers if l]
-    images, _ = weight_sample(zoo, "testbed", m=args.n or 200)
-    corr = class_sensitivity(zoo, images, args.methods, layers, meta=MetaStep(args.meta) if args.meta else None,
+    images, _ = weight_sample(zoo, "testbed", m=args.n)
+    meta = MetaStep(args.meta) if args.meta is not None else None
+    corr = class_sensitivity(zoo, images, args.methods, layers, meta=meta,
                              batch_size=args.batch_size, device=args.device, cache_root=args.cache_root,
                              progress=not args.quiet)
     print("| method | " + " | ".join(layers) + " |")
@@ -95,14 +165,23 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     pg = sub.add_parser("pointing-game", help="pointing game for methods × layers × combinations")
     _common(pg)
-    pg.add_argument("--shard", default=None, help="'i/n': compute parts p with p %% n == i (default: torchrun rank)")
-    pg.add_argument("--merge", action="store_true", help="compute nothing; print the table once all shards are done")
+    pg.add_argument("--dataset", default="testbed", choices=list(checks.POINTING_DATASETS))
+    pg.add_argument("--root", default=None, help="dataset folder (VOC/COCO; default under data/)")
+    pg.add_argument("--split", default=None, choices=["train", "val", "test"], help="testbed split (default: test)")
+    pg.add_argument("--n", type=_type(checks.positive_int, _int), default=None,
+                    help="testbed scenes (default: the split's size)")
+    pg.add_argument("--shard", default=None, type=_type(checks.shard),
+                    help="'i/n': compute parts p with p %% n == i (default: torchrun's RANK/WORLD_SIZE)")
+    pg.add_argument("--merge", action="store_true",
+                    help="compute nothing; print the table once all shards are done (fails if some are not)")
     pg.add_argument("--no-combinations", action="store_true", help="score single layers only")
-    pg.set_defaults(func=pointing_command)
-    cs = sub.add_parser("class-sensitivity", help="max- vs min-class map correlation (testbed scenes)")
+    pg.set_defaults(func=pointing_command, check=_check_pointing)
+    cs = sub.add_parser("class-sensitivity", help="max- vs min-class map correlation (testbed validation scenes)")
     _common(cs)
-    cs.set_defaults(func=sensitivity_command)
+    cs.add_argument("--n", type=_type(checks.positive_int, _int), default=200, help="testbed scenes")
+    cs.set_defaults(func=sensitivity_command, check=_check_sensitivity)
     args = parser.parse_args(argv)
+    args.check(sub.choices[args.command], args)  # every argument is checked before any data is read
     args.func(args)
 
 

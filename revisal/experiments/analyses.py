@@ -18,7 +18,7 @@ from ..engine import saliency
 from ..metrics import class_sensitivity as _class_sensitivity
 from ..metrics import identity_trick_correlation, spearman
 from ..metrics.randomization import cascading_randomization
-from .cache import CACHE_ROOT, RunCache, device_of, weights_checksum
+from .cache import CACHE_ROOT, IncompleteRun, RunCache, device_of, weights_checksum
 from .pointing import WEIGHT_KINDS
 
 SEP = "|"  # joins (method, layer) into array names
@@ -49,12 +49,17 @@ def _run_parts(cache: RunCache, n: int, part_size: int, compute: Callable[[slice
 
 
 def weights_for_layers(zoo, images: Tensor, labels: Tensor, layers: Sequence[str], *, kinds=WEIGHT_KINDS,
-                       device=None, cache_root=CACHE_ROOT, seed: int = 0) -> dict[str, np.ndarray]:
-    """Per-layer weights of every kind (Fig. 9) from M images sampled across classes (cached)."""
+                       device=None, cache_root=CACHE_ROOT, seed: int = 0,
+                       compute: bool = True) -> dict[str, np.ndarray]:
+    """Per-layer weights of every kind (Fig. 9) from M images sampled across classes (cached).
+    ``compute=False`` only reads the cache (a merge of shards) and raises :class:`IncompleteRun`
+    when the weights are not there."""
     spec = {"model": zoo.name, "weights": weights_checksum(zoo.model), "images": tensor_digest(images),
             "labels": tensor_digest(labels), "layers": list(layers), "kinds": list(kinds), "seed": seed}
     cache = RunCache("layer_weights", spec, cache_root)
     found = cache.load(0)
+    if found is None and not compute:
+        raise IncompleteRun(f"layer weights: not in {cache.path}; run every shard with the same arguments first")
     if found is None:
         feats = layer_activations(zoo.model.to(device_of(device)), images.to(device_of(device)), list(layers))
         found = {kind: layer_weights(kind, features=feats, labels=labels, seed=seed) for kind in kinds}

@@ -6,7 +6,9 @@ run's parameters together with the model's weights checksum, the dataset's descr
 version of revisal's code, so a change to any of them starts a fresh run. Because parts are
 independent files, a killed run resumes with the first missing part, shards of one run (``--shard
 i/n``, or one per ``torchrun`` rank) write disjoint parts of the same directory, and a part that
-fails its digest (truncated, edited) is recomputed rather than used.
+fails its digest (truncated, edited) is recomputed rather than used. The digest covers the part's
+place too (kind, run key, part index), so a part copied or moved into another part's slot or into
+another run's folder fails it as well.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import numbers
 import os
 import warnings
 from functools import lru_cache
@@ -28,15 +31,17 @@ from ..report import _jsonable, atomic_write, project_path
 
 CACHE_ROOT = "data/cache"
 _DIGEST_KEY = "__digest__"
+_PLACE_KEY = "__part__"  # where the part was written: "<kind>/<key>/<index>" (for the warning)
 
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """A hash of revisal's source that shapes numbers (figure/table writers excluded)."""
+    """A hash of revisal's source that shapes numbers (figure/table writers, command lines and
+    parameter checks excluded)."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
-        if path.name in ("plotting.py", "report.py", "__main__.py"):
+        if path.name in ("plotting.py", "report.py", "__main__.py", "params.py", "schema.py", "checks.py"):
             continue
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
@@ -53,16 +58,23 @@ def weights_checksum(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def digest(arrays: Mapping[str, np.ndarray]) -> str:
+def digest(arrays: Mapping[str, np.ndarray], place: str = "") -> str:
+    """sha256 over ``place`` (what the arrays are: run and part) and every array's name, dtype,
+    shape and bytes."""
     h = hashlib.sha256()
+    h.update(place.encode() + b"\0")
     for name in sorted(arrays):
-        if name == _DIGEST_KEY:
+        if name in (_DIGEST_KEY, _PLACE_KEY):
             continue
         a = np.ascontiguousarray(arrays[name])
         h.update(name.encode())
         h.update(str(a.dtype).encode() + str(a.shape).encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+class IncompleteRun(RuntimeError):
+    """A merge asked for results whose parts have not all been computed yet."""
 
 
 class RunCache:
@@ -79,8 +91,12 @@ class RunCache:
     def _part_path(self, part: int) -> Path:
         return self.path / f"part-{part:05d}.npz"
 
+    def place(self, part: int) -> str:
+        """What part ``part`` of this run is, bound into its digest: ``"<kind>/<key>/<part>"``."""
+        return f"{self.kind}/{self.key}/{part}"
+
     def load(self, part: int) -> dict[str, np.ndarray] | None:
-        """The part's arrays if present and intact; a corrupt part is reported and ignored."""
+        """The part's arrays if present and intact; a corrupt or misplaced part is reported and ignored."""
         if not self.enabled:
             return self._memory.get(part)
         path = self._part_path(part)
@@ -89,40 +105,86 @@ class RunCache:
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-            ok = str(arrays.pop(_DIGEST_KEY)) == digest(arrays)
+            stored, written_as = str(arrays.pop(_DIGEST_KEY)), str(arrays.pop(_PLACE_KEY, ""))
+            ok = stored == digest(arrays, self.place(part))
         except Exception:
-            ok = False
+            ok, written_as = False, ""
         if not ok:
-            warnings.warn(f"{path}: corrupt cache part (digest mismatch or unreadable); recomputing", stacklevel=2)
+            if written_as and written_as != self.place(part):
+                problem = f"cache part written as {written_as!r} belongs to another part or run (copied or moved?)"
+            else:
+                problem = "corrupt cache part (digest mismatch or unreadable)"
+            warnings.warn(f"{path}: {problem}; recomputing", stacklevel=2)
             return None
         return arrays
 
     def save(self, part: int, arrays: Mapping[str, np.ndarray]) -> None:
         arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        if _DIGEST_KEY in arrays or _PLACE_KEY in arrays:
+            raise ValueError(f"arrays: the names {_DIGEST_KEY!r} and {_PLACE_KEY!r} are reserved")
         if not self.enabled:
             self._memory[part] = arrays
             return
         if not (self.path / "spec.json").is_file():
             atomic_write(self.path / "spec.json", json.dumps({"kind": self.kind, **self.spec}, indent=2) + "\n")
+        place = self.place(part)
         buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays, **{_DIGEST_KEY: np.array(digest(arrays))})
+        np.savez_compressed(buf, **arrays, **{_DIGEST_KEY: np.array(digest(arrays, place)),
+                                              _PLACE_KEY: np.array(place)})
         atomic_write(self._part_path(part), buf.getvalue())
 
 
+_TORCHRUN = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+
 def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int]:
-    """``"i/n"`` or ``(i, n)``; default from ``torchrun``'s RANK/WORLD_SIZE, else ``(0, 1)``."""
+    """``"i/n"`` or ``(i, n)`` with ``0 ≤ i < n``; ``None``: from ``torchrun``'s RANK and WORLD_SIZE
+    (both or neither), else ``(0, 1)``. Anything else is a ValueError naming what is wrong, so a
+    shard never silently computes nothing (or everything twice)."""
     if shard is None:
-        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        return _torchrun_shard()
     if isinstance(shard, str):
+        parts = shard.split("/")
         try:
-            i, n = (int(v) for v in shard.split("/"))
+            i, n = (int(v) for v in parts) if len(parts) == 2 else (None, None)
         except ValueError:
-            raise ValueError(f"shard: expected 'i/n', got {shard!r}") from None
+            i = n = None
+        if i is None:
+            raise ValueError(f"shard: expected 'i/n' with integers 0 ≤ i < n, got {shard!r}")
+    elif isinstance(shard, tuple) and len(shard) == 2 and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in shard):
+        i, n = int(shard[0]), int(shard[1])
     else:
-        i, n = shard
+        raise ValueError(f"shard: expected 'i/n' or a pair of ints (i, n), got {shard!r}")
     if not 0 <= i < n:
         raise ValueError(f"shard: expected 0 ≤ i < n, got {i}/{n}")
     return i, n
+
+
+def _torchrun_shard() -> tuple[int, int]:
+    env = {k: os.environ.get(k) for k in _TORCHRUN}
+    if env["RANK"] is None and env["WORLD_SIZE"] is None:
+        if env["LOCAL_RANK"] is not None:
+            raise ValueError(f"shard: LOCAL_RANK={env['LOCAL_RANK']} is set but RANK and WORLD_SIZE are not, so this "
+                             "process cannot know its shard; launch with torchrun (which sets all three) or pass "
+                             "--shard i/n")
+        return 0, 1
+    missing = [k for k in ("RANK", "WORLD_SIZE") if env[k] is None]
+    if missing:
+        given = ", ".join(f"{k}={v}" for k, v in env.items() if v is not None)
+        raise ValueError(f"shard: {given} is set but {missing[0]} is not; torchrun sets RANK and WORLD_SIZE together "
+                         "(or pass --shard i/n)")
+    values = {}
+    for k in ("RANK", "WORLD_SIZE"):
+        try:
+            values[k] = int(env[k])
+        except ValueError:
+            raise ValueError(f"shard: {k}={env[k]!r} is not an integer") from None
+    rank, world = values["RANK"], values["WORLD_SIZE"]
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"shard: RANK={rank}, WORLD_SIZE={world}: expected WORLD_SIZE ≥ 1 and "
+                         "0 ≤ RANK < WORLD_SIZE")
+    return rank, world
 
 
 def device_of(device: str | torch.device | None) -> torch.device:

@@ -20,8 +20,10 @@ from tqdm import tqdm
 
 from ..combine import combine
 from ..engine import saliency
-from ..metrics.pointing import PointingGame, gaussian_smooth, is_hit
-from .cache import CACHE_ROOT, RunCache, device_of, parse_shard, weights_checksum
+from ..methods import resolve_methods
+from ..metrics.pointing import PointingGame, gaussian_smooth, is_hit, maxima
+from ..validation import check_layers
+from .cache import CACHE_ROOT, IncompleteRun, RunCache, device_of, parse_shard, weights_checksum
 from .sources import Pair, acceptance_region
 
 #: TorchRay's benchmark smooths these methods' maps before pointing (σ = 0.02 · max(H, W)).
@@ -104,11 +106,26 @@ def pointing_game(zoo, source, methods: Sequence[str], layers: Sequence[str], *,
 
     Returns:
         The results once every part exists (this shard's work plus other shards' cached parts),
-        else ``None``.
+        else ``None`` (other shards still running).
+
+    Raises:
+        IncompleteRun: ``compute=False`` while some part is missing (a merge before its shards ran).
     """
-    methods, layers = list(methods), list(layers)
+    methods = list(methods) if not isinstance(methods, str) else [methods]
+    resolve_methods(methods)  # unknown names fail here, before any data is read
+    layers = check_layers(zoo.model, list(layers) if not isinstance(layers, str) else [layers])
+    for name, value in (("batch_size", batch_size), ("part_size", part_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    combinations = [tuple(c) for c in combinations]
     if combinations and weights is None:
         raise ValueError("weights: combinations need per-layer weights for each kind (revisal.layer_weights)")
+    for kind, mode in combinations:
+        if kind not in weights:
+            raise ValueError(f"weights: no {kind!r} weights for the combination ({kind!r}, {mode!r}); "
+                             f"have {sorted(weights)}")
+        if mode not in ("sum", "product"):
+            raise ValueError(f"combinations: mode must be 'sum' or 'product', got {mode!r}")
     combos = [(kind, mode, np.asarray(weights[kind], dtype=np.float64)) for kind, mode in combinations]
     smooth = TORCHRAY_SMOOTHING if smooth is None else smooth
     device = device_of(device)
@@ -132,9 +149,14 @@ def pointing_game(zoo, source, methods: Sequence[str], layers: Sequence[str], *,
             _after_part(p)
     bar.close()
     loaded = [cache.load(p) for p in parts]
-    if any(part is None for part in loaded):
-        missing = sum(part is None for part in loaded)
-        print(f"pointing game: {missing} of {len(loaded)} parts still missing (other shards); run them, then merge")
+    missing = [p for p, part in zip(parts, loaded) if part is None]
+    if missing:
+        message = (f"pointing game: {len(missing)} of {len(loaded)} parts missing (parts {missing[:10]}"
+                   f"{' …' if len(missing) > 10 else ''}) in {cache.path}")
+        if not compute:
+            raise IncompleteRun(f"{message}; run every shard with the same arguments (--shard i/n for i < n, or "
+                                "torchrun), then merge")
+        print(f"{message}; other shards still have to run them, then merge")
         return None
     columns = layers + [combination_name(k, m) for k, m, _ in combos]
     return PointingResults(methods, columns, layers, *(np.concatenate([part[k] for part in loaded]) for k in
@@ -155,6 +177,7 @@ def _groups(pairs: list[Pair], source, batch_size: int):
 def _score_part(model, source, pairs, methods, layers, combos, smooth, meta, batch_size, device, bar, start):
     hits = np.zeros((len(pairs), len(methods), len(layers) + len(combos)), dtype=bool)
     center = np.zeros(len(pairs), dtype=bool)
+    columns = [layer or "input" for layer in layers] + [combination_name(kind, mode) for kind, mode, _ in combos]
     k = 0
     for group in _groups(pairs, source, batch_size):
         inputs, masks, sizes = source.load(group)
@@ -170,8 +193,7 @@ def _score_part(model, source, pairs, methods, layers, combos, smooth, meta, bat
                                                      align_corners=False), sigma) for layer in layers]
             candidates = resized + [combine(resized, w, mode, size=size).float() for _, mode, w in combos]
             for ci, m in enumerate(candidates):
-                flat = m.flatten(1).argmax(1)
-                ys, xs = flat // size[1], flat % size[1]
+                xs, ys = maxima(m, f"{method} maps at {columns[ci]}")
                 for b, region in enumerate(regions):
                     hits[k + b, mi, ci] = bool(region[ys[b], xs[b]])
         k += len(group)

@@ -16,16 +16,19 @@ def _layer(name: str) -> str:
     return name or "input"
 
 
+def _scored(methods, results: Mapping[str, PointingResults]) -> list:
+    """The paper's rows that every run scored (a run may cover a subset of the methods)."""
+    return [m for m in methods if all(m in res.methods for res in results.values())]
+
+
 def table3(results: Mapping[str, PointingResults]) -> list[dict]:
     """Best single layer (b.s.) and best weighted combination (b.w.) per method, model and subset."""
     rows = []
-    for method in paper.TABLE3:
+    for method in _scored(paper.TABLE3, results):
         row = {"method": paper.SHORT[method]}
         for model, res in results.items():
             arch = paper.COUNTERPART.get(model, model)
             for subset in SUBSETS:
-                if method not in res.methods:
-                    continue
                 row[f"{model} {subset} b.s."] = res.best_single(method, subset)[1]
                 row[f"{model} {subset} b.w."] = res.best_combination(method, subset)[1]
                 bs, bw = paper.TABLE3[method].get((arch, subset), (float("nan"), float("nan")))
@@ -38,7 +41,7 @@ def table3(results: Mapping[str, PointingResults]) -> list[dict]:
 def table5(results: Mapping[str, PointingResults]) -> list[dict]:
     """Best individual layer per method, model and subset, beside the paper's."""
     rows = []
-    for method in paper.TABLE5:
+    for method in _scored(paper.TABLE5, results):
         row = {"method": paper.SHORT[method]}
         for model, res in results.items():
             arch = paper.COUNTERPART.get(model, model)
@@ -53,6 +56,8 @@ def table6(results: Mapping[str, PointingResults]) -> list[dict]:
     """Gain (points) of each weighting over the best single layer, for LA and sNG."""
     rows = []
     for (method, mode, kind), published in paper.TABLE6.items():
+        if not _scored([method], results):
+            continue
         row = {"method": paper.SHORT[method], "combination": "+" if mode == "sum" else "×", "weights": kind}
         for model, res in results.items():
             arch = paper.COUNTERPART.get(model, model)

@@ -14,16 +14,22 @@ def average_precision(scores: Tensor | np.ndarray, labels: Tensor | np.ndarray) 
     every tied sample at once (precision and recall step at distinct thresholds only).
 
     Args:
-        scores: ``[N, C]`` real scores (logits or probabilities).
-        labels: ``[N, C]`` binary ground truth.
+        scores: ``[N, C]`` finite real scores (logits or probabilities); NaN or ±Inf is refused, as
+            scikit-learn refuses it.
+        labels: ``[N, C]`` binary ground truth (0/1 or bool); any other value is refused.
 
     Returns:
         ``[C]`` float64 array; NaN for a class without positives.
     """
     s = np.asarray(scores.detach().cpu() if isinstance(scores, Tensor) else scores, dtype=np.float64)
-    y = np.asarray(labels.detach().cpu() if isinstance(labels, Tensor) else labels) > 0.5
+    y = np.asarray(labels.detach().cpu() if isinstance(labels, Tensor) else labels, dtype=np.float64)
     if s.shape != y.shape or s.ndim != 2:
         raise ValueError(f"scores, labels: expected matching [N, C] arrays, got {s.shape} and {y.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError(f"scores: {int((~np.isfinite(s)).sum())} of {s.size} values are NaN or infinite")
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError(f"labels: expected binary 0/1 labels, got values {np.unique(y[~np.isin(y, (0.0, 1.0))])[:5]}")
+    y = y == 1.0
     out = np.full(s.shape[1], np.nan)
     for c in range(s.shape[1]):
         positives = y[:, c].sum()

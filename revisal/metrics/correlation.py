@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..maps import check_size
+
 Key = tuple[str, str]
 
 
@@ -22,7 +24,13 @@ def _as_batch(maps: Tensor) -> Tensor:
 
 
 def rank(values: Tensor) -> Tensor:
-    """Ranks (1-based) along dim 1, ties given their average rank (scipy's ``rankdata`` 'average')."""
+    """Ranks (1-based) along dim 1, ties given their average rank (scipy's ``rankdata`` 'average').
+
+    ±Inf rank as the extreme values; a row holding a NaN has no ranking and comes back all NaN
+    (scipy's ``nan_policy='propagate'``)."""
+    if not isinstance(values, Tensor) or values.dim() != 2:
+        shape = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+        raise ValueError(f"values: expected a Tensor [N, M], got {shape}")
     n, m = values.shape
     sorted_v, order = values.sort(dim=1, stable=True)
     new_group = torch.ones_like(sorted_v, dtype=torch.bool)
@@ -32,7 +40,8 @@ def rank(values: Tensor) -> Tensor:
     total = torch.zeros(n, m, dtype=torch.float64, device=values.device).scatter_add_(1, group, position)
     count = torch.zeros(n, m, dtype=torch.float64, device=values.device).scatter_add_(1, group, torch.ones_like(position))
     average = (total / count.clamp_min(1)).gather(1, group)
-    return torch.empty_like(average).scatter_(1, order, average)
+    ranks = torch.empty_like(average).scatter_(1, order, average)
+    return ranks.masked_fill_(values.isnan().any(1, keepdim=True), float("nan"))
 
 
 def spearman(a: Tensor, b: Tensor, size: tuple[int, int] | int | None = (224, 224)) -> Tensor:
@@ -41,7 +50,10 @@ def spearman(a: Tensor, b: Tensor, size: tuple[int, int] | int | None = (224, 22
     Both batches are resized (bilinear) to ``size`` (the paper uses 224², the input resolution;
     ``None`` keeps them as they are, which needs equal shapes); then
     :math:`\rho = \mathrm{corr}(\mathrm{rank}(a), \mathrm{rank}(b))` with average ranks for ties.
-    A constant map has no ranking: its correlation is NaN, as in ``scipy.stats.spearmanr``.
+    NaN and Inf follow ``scipy.stats.spearmanr`` (``nan_policy='propagate'``): a sample whose map
+    holds a NaN (after resizing) gets ρ = NaN, the other samples are unaffected; ±Inf ranks as the
+    extreme value (resizing a map with an Inf can spread NaN). A constant map has no ranking: its
+    correlation is NaN too.
 
     Returns:
         float64 ``Tensor[N]``.
@@ -50,7 +62,7 @@ def spearman(a: Tensor, b: Tensor, size: tuple[int, int] | int | None = (224, 22
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"a, b: batch sizes differ ({a.shape[0]} and {b.shape[0]})")
     if size is not None:
-        size = (size, size) if isinstance(size, int) else tuple(size)
+        size = check_size(size)
         a = F.interpolate(a, size=size, mode="bilinear", align_corners=False) if a.shape[-2:] != size else a
         b = F.interpolate(b, size=size, mode="bilinear", align_corners=False) if b.shape[-2:] != size else b
     elif a.shape != b.shape:
@@ -84,6 +96,11 @@ def class_sensitivity(model: nn.Module, images: Tensor, layers: Iterable[str], m
     from ..engine import saliency
 
     logits = _logits(model, images, batch_size)
+    finite = torch.isfinite(logits)
+    if not bool(finite.all()):
+        rows = (~finite).any(1).nonzero().flatten().tolist()
+        raise ValueError(f"model: its output holds NaN or Inf for images {rows[:10]}, so their maximally and "
+                         "minimally predicted classes are undefined")
     top, bottom = logits.argmax(1), logits.argmin(1)
     maps = saliency(model, torch.cat([images, images]), torch.cat([top, bottom]), layers, methods, meta=meta,
                     batch_size=batch_size, **kwargs)

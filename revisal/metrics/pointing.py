@@ -9,11 +9,17 @@ point: ``(y − v)² + (x − u)² < tolerance²`` for some mask pixel (y, x). P
 TorchRay quirk, kept for parity: a class with no scored pair contributes 0 to the mean
 (``hits / max(hits + misses, 1)``). :attr:`PointingGame.accuracy_present` averages only over classes
 that had pairs instead.
+
+Non-finite values are refused, not scored: a map holding a NaN or ±Inf has no meaningful maximum
+(``torch.argmax`` would return the NaN's position), so :func:`point` and :func:`maxima` raise a
+ValueError; so do non-finite points, tolerances and smoothing widths.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,12 +27,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..maps import check_size
+
 
 def gaussian_smooth(maps: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian blur of [N, 1, H, W] maps with replicate padding: kernel
     ``∝ exp(−i²/2σ²)``, ``i ∈ {−⌈4σ⌉ … ⌈4σ⌉}``, normalised to sum 1 (TorchRay's convention for
     smoothing gradient-type maps before pointing)."""
-    if sigma <= 0:
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not math.isfinite(sigma) or sigma < 0:
+        raise ValueError(f"sigma: expected a finite number ≥ 0 (pixels), got {sigma!r}")
+    if sigma == 0:
         return maps
     width = math.ceil(4 * sigma)
     i = torch.arange(-width, width + 1, dtype=maps.dtype, device=maps.device)
@@ -37,22 +47,56 @@ def gaussian_smooth(maps: Tensor, sigma: float) -> Tensor:
     return F.conv2d(x, kernel.view(1, 1, 1, -1))
 
 
+def _refuse_non_finite(maps: Tensor, name: str) -> None:
+    finite = torch.isfinite(maps)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(f"{name}: {bad} of {maps.numel()} values are NaN or infinite; such a map has no maximum "
+                         "to point at")
+
+
+def maxima(maps: Tensor, name: str = "maps") -> tuple[Tensor, Tensor]:
+    """Column and row (x, y) of the first maximum (row-major, as ``torch.argmax``) of each map of
+    a ``[N, 1, H, W]`` batch; a map with a NaN or ±Inf is refused with a ValueError naming ``name``."""
+    _refuse_non_finite(maps, name)
+    flat = maps.flatten(1).argmax(1)
+    w = maps.shape[-1]
+    return flat % w, flat // w
+
+
 def point(saliency: Tensor | np.ndarray, size: tuple[int, int] | None = None, smooth: float = 0.0) -> tuple[int, int]:
     """The (x, y) maximiser of a 2-D map after bilinear resizing to ``size`` = (H, W) and optional
-    smoothing with σ = ``smooth`` × max(H, W)."""
-    m = torch.as_tensor(np.asarray(saliency) if isinstance(saliency, np.ndarray) else saliency).detach().float()
+    smoothing with σ = ``smooth`` × max(H, W). Refuses a map holding NaN or ±Inf (ValueError)."""
+    if not isinstance(saliency, (Tensor, np.ndarray)):
+        raise TypeError(f"saliency: expected a 2-D Tensor or array, got {type(saliency).__name__}")
+    m = torch.as_tensor(np.asarray(saliency) if isinstance(saliency, np.ndarray) else saliency).detach()
+    if m.dim() < 2 or m.numel() != m.shape[-1] * m.shape[-2] or m.numel() == 0:
+        raise ValueError(f"saliency: expected one non-empty 2-D map [H, W], got shape {tuple(m.shape)}")
+    if isinstance(smooth, bool) or not isinstance(smooth, numbers.Real) or not 0 <= smooth < math.inf:
+        raise ValueError(f"smooth: expected a finite fraction ≥ 0 of the map's size, got {smooth!r}")
     m = m.reshape(1, 1, *m.shape[-2:])
-    if size is not None and tuple(m.shape[-2:]) != tuple(size):
-        m = F.interpolate(m, size=tuple(size), mode="bilinear", align_corners=False)
+    _refuse_non_finite(m, "saliency")  # before resizing spreads them
+    m = m.float()
+    if size is not None and tuple(m.shape[-2:]) != check_size(size):
+        m = F.interpolate(m, size=check_size(size), mode="bilinear", align_corners=False)
     m = gaussian_smooth(m, smooth * max(m.shape[-2:]))
-    flat = int(torch.argmax(m.reshape(-1)))
-    w = m.shape[-1]
-    return flat % w, flat // w
+    x, y = maxima(m, "saliency")
+    return int(x), int(y)
+
+
+def _check_tolerance(tolerance: float) -> None:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not (0 < tolerance < math.inf):
+        raise ValueError(f"tolerance: expected a positive finite number of pixels, got {tolerance!r}")
 
 
 def is_hit(mask: np.ndarray | Tensor, xy: tuple[float, float], tolerance: float = 15) -> bool:
     """True when some pixel of ``mask`` (bool [H, W]) is strictly within ``tolerance`` of ``xy``."""
+    _check_tolerance(tolerance)
+    if len(xy) != 2 or not all(math.isfinite(float(v)) for v in xy):
+        raise ValueError(f"xy: expected a finite point (x, y), got {tuple(xy)!r}")
     m = torch.as_tensor(np.asarray(mask) if isinstance(mask, np.ndarray) else mask).bool()
+    if m.dim() != 2:
+        raise ValueError(f"mask: expected a 2-D [H, W] mask, got shape {tuple(m.shape)}")
     ys = (torch.arange(m.shape[0], dtype=torch.float64) - xy[1]) ** 2
     xs = (torch.arange(m.shape[1], dtype=torch.float64) - xy[0]) ** 2
     accept = (ys[:, None] + xs[None, :]) < tolerance**2
@@ -71,12 +115,19 @@ class PointingGame:
     def __post_init__(self) -> None:
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"num_classes: expected a positive int, got {self.num_classes!r}")
-        if not self.tolerance > 0:
-            raise ValueError(f"tolerance: expected a positive number of pixels, got {self.tolerance!r}")
+        _check_tolerance(self.tolerance)
         self.hits = np.zeros(self.num_classes)
         self.misses = np.zeros(self.num_classes)
 
     def add(self, class_id: int, hit: bool) -> None:
+        try:
+            if isinstance(class_id, bool):
+                raise TypeError
+            class_id = operator.index(class_id)  # ints, NumPy ints, 0-d integer tensors
+        except TypeError:
+            raise TypeError(f"class_id: expected an int, got {class_id!r}") from None
+        if not 0 <= class_id < self.num_classes:
+            raise ValueError(f"class_id: expected 0 ≤ class_id < {self.num_classes}, got {class_id}")
         if hit:
             self.hits[class_id] += 1
         else:
@@ -108,11 +159,17 @@ def pointing_game(points, masks, class_ids, num_classes: int, tolerance: float =
                   difficult=None) -> dict[str, PointingGame]:
     """Score pairs given their predicted points (x, y), masks and class ids; returns
     ``{"all": game}`` and, when ``difficult`` flags are given, ``"difficult"`` (flagged pairs only)."""
+    points, masks, class_ids = list(points), list(masks), list(class_ids)
+    if not len(points) == len(masks) == len(class_ids):
+        raise ValueError(f"points, masks, class_ids: expected one of each per pair, got {len(points)}, {len(masks)} "
+                         f"and {len(class_ids)}")
+    if difficult is not None and len(difficult) != len(points):
+        raise ValueError(f"difficult: expected {len(points)} flags, got {len(difficult)}")
     games = {"all": PointingGame(num_classes, tolerance)}
     if difficult is not None:
         games["difficult"] = PointingGame(num_classes, tolerance)
     for k, (xy, mask, c) in enumerate(zip(points, masks, class_ids)):
-        hit = games["all"].evaluate(mask, xy, int(c))
+        hit = games["all"].evaluate(mask, xy, c)
         if difficult is not None and difficult[k]:
             games["difficult"].add(int(c), hit)
     return games

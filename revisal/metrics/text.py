@@ -3,12 +3,22 @@ r"""Caption quality: exact match, token accuracy and corpus BLEU-1..4 (one refer
 from __future__ import annotations
 
 import math
+import numbers
 from collections import Counter
 from typing import Sequence
 
 
 def _ngrams(words: list[str], n: int) -> Counter:
     return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+
+
+def _check_captions(captions: object, name: str) -> None:
+    """A sequence of strings (a bare string would be scored character by character)."""
+    if isinstance(captions, (str, bytes)) or not isinstance(captions, Sequence):
+        raise TypeError(f"{name}: expected a sequence of caption strings, got {type(captions).__name__}")
+    for i, caption in enumerate(captions):
+        if not isinstance(caption, str):
+            raise TypeError(f"{name}[{i}]: expected a caption string, got {caption!r}")
 
 
 def corpus_bleu(candidates: Sequence[str], references: Sequence[str], max_n: int = 4) -> float:
@@ -22,10 +32,12 @@ def corpus_bleu(candidates: Sequence[str], references: Sequence[str], max_n: int
     with :math:`G_n` the n-grams (counted with multiplicity), ``c`` and ``r`` the total candidate
     and reference lengths in words. 0 when some :math:`p_n` is 0 or there are no candidate words.
     """
+    _check_captions(candidates, "candidates")
+    _check_captions(references, "references")
     if len(candidates) != len(references):
         raise ValueError(f"references: expected {len(candidates)} references, got {len(references)}")
-    if not 1 <= max_n <= 4:
-        raise ValueError(f"max_n: expected 1..4, got {max_n}")
+    if isinstance(max_n, bool) or not isinstance(max_n, numbers.Integral) or not 1 <= max_n <= 4:
+        raise ValueError(f"max_n: expected an int in 1..4, got {max_n!r}")
     matches, totals = [0] * max_n, [0] * max_n
     c_len = r_len = 0
     for cand, ref in zip(candidates, references):
@@ -45,6 +57,8 @@ def corpus_bleu(candidates: Sequence[str], references: Sequence[str], max_n: int
 def caption_scores(candidates: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     """``exact`` (fraction of captions equal to their reference), ``word_accuracy`` (fraction of
     reference words reproduced at the same position) and ``bleu1``..``bleu4``."""
+    _check_captions(candidates, "candidates")
+    _check_captions(references, "references")
     if len(candidates) != len(references) or not candidates:
         raise ValueError(f"references: expected {len(candidates)} (≥ 1) references, got {len(references)}")
     exact = sum(c == r for c, r in zip(candidates, references)) / len(candidates)

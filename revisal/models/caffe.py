@@ -63,8 +63,25 @@ def verify_checkpoint(path: Path) -> None:
             raise RuntimeError(f"{path}: sha256 {digest[:12]}… does not match {match.group(1)}; delete it and download again")
 
 
-def _caffe_vgg16(num_classes: int, state: dict[str, Tensor]) -> nn.Module:
-    model = torchvision.models.vgg16(weights=None, num_classes=num_classes)
+def caffe_architecture(arch: str, num_classes: int) -> nn.Module:
+    """torchvision's VGG16 / ResNet50 with the Caffe geometry (see the module docstring), untrained."""
+    if arch == "vgg16":
+        model = torchvision.models.vgg16(weights=None, num_classes=num_classes)
+    elif arch == "resnet50":
+        model = torchvision.models.resnet50(weights=None, num_classes=num_classes)
+        model.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=True)
+        model.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
+        for stage in (model.layer2, model.layer3, model.layer4):
+            stage[0].conv1.stride, stage[0].conv2.stride = (2, 2), (1, 1)
+    else:
+        raise ValueError(f"arch: expected 'vgg16' or 'resnet50', got {arch!r}")
+    for m in model.modules():
+        if isinstance(m, nn.MaxPool2d):
+            m.ceil_mode = True
+    return model
+
+
+def _vgg16_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
     slots = {"classifier.0": "classifier.0", "classifier.2": "classifier.3", "classifier.4": "classifier.6"}
     renamed = {}
     for key, value in state.items():
@@ -74,33 +91,21 @@ def _caffe_vgg16(num_classes: int, state: dict[str, Tensor]) -> nn.Module:
             value = value.reshape(value.shape[0], -1)
         renamed[f"{module}.{param}"] = value
     renamed["features.0.weight"] = renamed["features.0.weight"].flip(1)  # BGR → RGB input channels
-    model.load_state_dict(renamed)
-    for m in model.modules():
-        if isinstance(m, nn.MaxPool2d):
-            m.ceil_mode = True
-    return model
+    return renamed
 
 
 # A Caffe BatchNorm is two modules: "<bn>.0" holds the statistics, "<bn>.1" the affine parameters.
 _CAFFE_BN = re.compile(r"(^|\.)(bn\d|downsample\.\d)\.[01]\.")
 
 
-def _caffe_resnet50(num_classes: int, state: dict[str, Tensor]) -> nn.Module:
-    model = torchvision.models.resnet50(weights=None, num_classes=num_classes)
-    model.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=True)
-    model.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
-    for stage in (model.layer2, model.layer3, model.layer4):
-        stage[0].conv1.stride, stage[0].conv2.stride = (2, 2), (1, 1)
+def _resnet50_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
     renamed = {_CAFFE_BN.sub(r"\1\2.", key): value for key, value in state.items()}
     renamed["conv1.weight"] = renamed["conv1.weight"].flip(1)  # BGR → RGB input channels
-    model.load_state_dict(renamed)
-    for m in model.modules():
-        if isinstance(m, nn.MaxPool2d):
-            m.ceil_mode = True
-    return model
+    return renamed
 
 
-def load_caffe_model(arch: str, dataset: str, path: str | Path | None = None, verify: bool = True) -> nn.Module:
+def load_caffe_model(arch: str, dataset: str, path: str | Path | None = None, verify: bool = True,
+                     pretrained: bool = True) -> nn.Module:
     """A TorchRay pointing-game model in eval mode, taking Caffe-normalised RGB input.
 
     Args:
@@ -109,12 +114,18 @@ def load_caffe_model(arch: str, dataset: str, path: str | Path | None = None, ve
         path: checkpoint file; default ``data/checkpoints/torchray/<published name>``.
         verify: check the sha256 prefix in the file name (off for files that are not the
             published ones, e.g. tests' random checkpoints).
+        pretrained: ``False`` gives the untrained architecture without reading any file.
     """
+    if dataset not in NUM_CLASSES:
+        raise ValueError(f"dataset: expected one of {sorted(NUM_CLASSES)}, got {dataset!r}")
+    if not pretrained:
+        return caffe_architecture(arch, NUM_CLASSES[dataset]).eval()
     path = checkpoint_path(arch, dataset) if path is None else Path(path)
     if verify:
         verify_checkpoint(path)
     elif not path.is_file():
         raise FileNotFoundError(f"path: {path} does not exist")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    build = {"vgg16": _caffe_vgg16, "resnet50": _caffe_resnet50}[arch]
-    return build(NUM_CLASSES[dataset], state).eval()
+    model = caffe_architecture(arch, NUM_CLASSES[dataset])
+    model.load_state_dict((_vgg16_state if arch == "vgg16" else _resnet50_state)(state))
+    return model.eval()

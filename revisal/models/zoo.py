@@ -142,12 +142,13 @@ def _torchvision_imagenet(arch: str, pretrained: bool = True) -> ZooModel:
                     layers=LAYER_PRESETS[arch], notes=f"torchvision {weights}")
 
 
-def _caffe(arch: str, dataset: str, path: str | Path | None = None, verify: bool = True) -> ZooModel:
+def _caffe(arch: str, dataset: str, path: str | Path | None = None, verify: bool = True,
+           pretrained: bool = True) -> ZooModel:
     """TorchRay's VOC07 / COCO14 fine-tuned VGG16 / ResNet50 (Caffe conventions, see ``caffe.py``)."""
     from ..data.labels import COCO_CLASSES, VOC_CLASSES
     from .caffe import CAFFE_NORMALIZE, load_caffe_model
 
-    return ZooModel(name=f"{arch}_{dataset}", model=load_caffe_model(arch, dataset, path, verify),
+    return ZooModel(name=f"{arch}_{dataset}", model=load_caffe_model(arch, dataset, path, verify, pretrained),
                     normalize=CAFFE_NORMALIZE, classes=list(VOC_CLASSES if dataset == "voc" else COCO_CLASSES),
                     layers=LAYER_PRESETS[arch], notes="TorchRay pointing-game checkpoint (converted from Caffe)")
 
@@ -173,18 +174,21 @@ def load_verified_checkpoint(path: Path, *, shipped: bool, retrain: str) -> dict
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _mini(name: str, checkpoint: str | Path | None = None) -> ZooModel:
+def _mini(name: str, checkpoint: str | Path | None = None, pretrained: bool = True) -> ZooModel:
     """A mini model trained on the testbed: the committed final weights, or any ``checkpoint``
-    written by ``python -m revisal.train`` (verified against its manifest's sha256)."""
+    written by ``python -m revisal.train`` (verified against its manifest's sha256);
+    ``pretrained=False``: untrained, nothing read."""
     from ..data.render import CLASSES
     from .mini import MINI_LAYERS, build
 
     path = WEIGHTS_DIR / f"{name}.pt" if checkpoint is None else Path(checkpoint)
-    saved = load_verified_checkpoint(path, shipped=checkpoint is None, retrain="`make models`")
     model = build(name, len(CLASSES))
-    model.load_state_dict(saved["state_dict"])
+    if pretrained:
+        saved = load_verified_checkpoint(path, shipped=checkpoint is None, retrain="`make models`")
+        model.load_state_dict(saved["state_dict"])
     return ZooModel(name=name, model=model.eval(), normalize=TESTBED_NORMALIZE, classes=list(CLASSES),
-                    layers=MINI_LAYERS[name], input_size=64, notes=f"trained on the testbed; {path.name}")
+                    layers=MINI_LAYERS[name], input_size=64,
+                    notes=f"trained on the testbed; {path.name}" if pretrained else "untrained")
 
 
 LOADERS: dict[str, Callable[..., ZooModel]] = {
@@ -207,8 +211,18 @@ def load(name: str, **kwargs) -> ZooModel:
     (offline ImageNet weights), ``vgg16`` / ``resnet50`` (torchvision ImageNet weights, downloaded on
     first use; ``pretrained=False`` for random weights) and ``{vgg16,resnet50}_{voc,coco}`` (TorchRay's
     pointing-game checkpoints under ``data/checkpoints/torchray``; ``path=`` another file).
+    ``pretrained=False`` gives any of them untrained, without reading a file (build it under
+    ``torch.device("meta")`` to learn its module names at no cost, as :func:`skeleton` does).
     """
     if name not in LOADERS:
         close = difflib.get_close_matches(name, list(LOADERS), n=3)
         raise ValueError(f"name: unknown model {name!r}; did you mean {close}? Known: {sorted(LOADERS)}")
     return LOADERS[name](**kwargs)
+
+
+@lru_cache(maxsize=None)
+def skeleton(name: str) -> ZooModel:
+    """The zoo model ``name`` with its modules, classes and layer presets but no weights: built on
+    the meta device (no memory, no file read), for checking layer and class names before any work."""
+    with torch.device("meta"):
+        return load(name, pretrained=False)

@@ -1,0 +1,218 @@
+"""Notebook parameters: declared once (the parameters cell), routed from a profile's config (each
+notebook gets only its own keys; unknown keys are errors) and checked before any compute or write."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from revisal.experiments import params, schema
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+
+
+# --- schema --------------------------------------------------------------------------------------------
+def test_every_declared_parameter_has_a_check():
+    unchecked = {nb: [n for n in params.declared(nb) if n not in schema.SPEC] for nb in NOTEBOOKS}
+    assert not any(unchecked.values()), unchecked
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_each_notebooks_defaults_pass_its_checks(notebook):
+    defaults = params.declared(notebook)
+    assert defaults["profile"] == "mini" and "figures_dir" in defaults
+    assert params.problems(notebook, defaults) == []
+    assert params.check_parameters(notebook, {**defaults, "unrelated": 1}) == defaults  # declared order, own keys
+
+
+def test_notebooks_are_found_by_number_stem_or_path():
+    path = params.notebook_path("02")
+    assert path == params.notebook_path("02_layer_combination") == params.notebook_path(path)
+    with pytest.raises(ValueError, match="notebook: no notebook '09'"):
+        params.notebook_path("09")
+
+
+# --- configs → notebooks -------------------------------------------------------------------------------
+@pytest.mark.parametrize("profile", ["mini", "smoke", "paper"])
+def test_profiles_give_each_notebook_only_its_own_keys(profile):
+    routed = params.route(ROOT / "configs" / f"{profile}.yaml")
+    assert sorted(routed) == NOTEBOOKS
+    for notebook, values in routed.items():
+        assert set(values) <= set(params.declared(notebook)), notebook
+        assert values["profile"] == profile
+        if profile != "paper":  # the paper profile's data is not on this machine
+            assert params.problems(notebook, {**params.declared(notebook), **values}) == [], notebook
+
+
+def test_precedence_defaults_shared_section_overrides():
+    config = {"seed": 1, "batch_size": 8, "02_layer_combination": {"batch_size": 4}}
+    routed = params.route(config, {"seed": 7})
+    assert routed["02_layer_combination"]["batch_size"] == 4  # the section beats the shared key
+    assert routed["03_class_sensitivity"]["batch_size"] == 8
+    assert {v["seed"] for v in routed.values()} == {7}  # overrides beat everything
+    assert "batch_size" not in routed["00_extract_aggregate"]  # 00 does not declare it
+    one = params.route(ROOT / "configs" / "mini.yaml", {"photos": ["coffee"]}, among=["02_layer_combination.ipynb"])
+    assert list(one) == ["02_layer_combination"]  # other notebooks' keys are known, just not passed to 02
+
+
+@pytest.mark.parametrize("config, overrides, expected", [
+    ({"pointng_n": 4}, {}, ["pointng_n: no notebook declares", "pointing_n"]),  # ignored today
+    ({"02_layer_combination": {"fig3_modle": "mini_vgg"}}, {}, ["02_layer_combination.fig3_modle", "fig3_model"]),
+    ({"03_class_sensitivty": {"gt_class": "tabby"}}, {}, ["03_class_sensitivty: no notebook is named so"]),
+    ({"04_meta_saliency": {"photo": "chelsea"}}, {}, ["04_meta_saliency.photo", "photos"]),  # another notebook's key
+    ({"02_layer_combination": ["fig3_model"]}, {}, ["02_layer_combination: expected a section"]),
+    ({}, {"figure_dir": "x"}, ["figure_dir", "--set", "figures_dir"]),
+])
+def test_unknown_keys_are_errors(config, overrides, expected):
+    with pytest.raises(ValueError, match="unknown key") as e:
+        params.route(config, overrides)
+    for text in expected:
+        assert text in str(e.value)
+
+
+def test_every_unknown_key_is_listed_at_once():
+    with pytest.raises(ValueError, match="3 unknown keys") as e:
+        params.route({"pointng_n": 1, "sed": 0, "02_layer_combination": {"fig3_modle": "x"}})
+    assert all(k in str(e.value) for k in ("pointng_n", "sed", "fig3_modle"))
+
+
+# --- values ----------------------------------------------------------------------------------------------
+def with_values(notebook: str, **values) -> dict:
+    return {**params.declared(notebook), **values}
+
+
+@pytest.mark.parametrize("notebook, values, expected", [
+    # the issue's cases: each used to fail only after compute, with figures already written
+    ("02", dict(fig3_model="mini_resnt"), "fig3_model: 'mini_resnt' is not one of pointing_models"),
+    ("03", dict(qualitative_model="efficientnet_lit0"), "qualitative_model: unknown model 'efficientnet_lit0'"),
+    ("04", dict(qualitative_model="nope"), "qualitative_model: unknown model 'nope'"),
+    # models, methods, layers, classes, photos
+    ("02", dict(pointing_models=["mini_vgg", "vgg16_voc"]), "pointing_models: vgg16_voc does not predict"),
+    ("02", dict(methods=["normgrad", "gradcam"]), "methods: unknown method(s) ['gradcam']"),
+    ("02", dict(methods=["normgrad"]), "methods: must include"),
+    ("03", dict(methods="grad_cam"), "methods: expected a list of names, got the string 'grad_cam'"),
+    ("04", dict(photos="chelsea"), "photos: expected a list of names, got the string"),
+    ("05", dict(qualitative_blocks="classifier"), "qualitative_blocks: expected a list of names"),
+    ("02", dict(fig3_methods=["deconvnet"]), "fig3_methods: ['deconvnet'] are not in methods"),
+    ("00", dict(layers=["blocks.1", "blocks.9"]), "layers: 'blocks.9' is not a module of efficientnet_lite0"),
+    ("00", dict(target_class="tiger kat"), "target_class: efficientnet_lite0 has no class 'tiger kat'"),
+    ("00", dict(photo="chelsey"), "photo: unknown photo(s) ['chelsey']"),
+    ("01", dict(identity_layers={"mini_vgg": ["features.3"], "mini_resnet": ["layer1.0.conv1"]}),
+     "'features.3' is a ReLU in mini_vgg, not a Conv2d"),
+    ("01", dict(identity_layers={"mini_vgg": ["features.2"]}), "identity_layers: no layers for ['mini_resnet']"),
+    ("03", dict(qualitative_layer="blocks.50"), "qualitative_layer: 'blocks.50' is not a module"),
+    ("03", dict(sensitivity_layers=["features.99"]), "sensitivity_layers: 'features.99'"),
+    ("04", dict(dynamics_model="efficientnet_lite0"), "dynamics_model: expected one of"),
+    ("04", dict(train={"epocs": 2}), "train: unknown TrainConfig field(s) ['epocs']"),
+    ("05", dict(randomization_blocks=["classifier.3", "classifer.0"]), "randomization_blocks: 'classifer.0'"),
+    ("05", dict(randomization_map_layer="features.8"), "randomization_map_layer: 'features.8' is not a module of "
+                                                       "efficientnet_lite0"),
+    ("06", dict(caption_layers=["encoder.layer5"]), "caption_layers: 'encoder.layer5'"),
+    ("06", dict(caption_method="normgrd"), "caption_method: unknown method(s) ['normgrd']"),
+    ("06", dict(captioner_checkpoint="no/such/file.pt"), "captioner_checkpoint: "),
+    # counts, numbers, switches, datasets, devices
+    ("02", dict(batch_size=0), "batch_size: expected an int ≥ 1, got 0"),
+    ("03", dict(batch_size=2.5), "batch_size: expected an int, got 2.5"),
+    ("02", dict(pointing_n=-1), "pointing_n: expected an int ≥ 1"),
+    ("02", dict(fig2_pair=-1), "fig2_pair: expected an int ≥ 0"),
+    ("05", dict(randomization_n=True), "randomization_n: expected an int, got True"),
+    ("03", dict(meta_lr=float("nan")), "meta_lr: expected a finite number > 0"),
+    ("02", dict(verify_checkpoints="yes"), "verify_checkpoints: expected true or false"),
+    ("02", dict(pointing_dataset="voc"), "pointing_dataset: expected one of"),
+    ("02", dict(pointing_dataset="voc07", pointing_models=["vgg16_voc"], fig3_model="vgg16_voc",
+                data_root="no/such/voc"), "pointing_dataset: 'voc07' needs its data in 'no/such/voc'"),
+    ("02", dict(pointing_dataset="voc07", pointing_models=["vgg16_voc"], fig3_model="vgg16_voc",
+                checkpoint_dir="no/such/dir"), "vgg16_voc's checkpoint"),
+    ("03", dict(image_dataset="imagenet", imagenet_root="no/such/imagenet"), "image_dataset: 'imagenet' needs"),
+    ("00", dict(device="gpu"), "device: expected a torch device"),
+    ("00", dict(image_size="224"), "image_size: expected an int"),
+])
+def test_bad_values_are_named(notebook, values, expected):
+    with pytest.raises(ValueError, match="nothing was computed or written") as e:
+        params.check_parameters(notebook, with_values(notebook, **values))
+    assert expected in str(e.value)
+
+
+def test_every_problem_is_listed_at_once():
+    with pytest.raises(ValueError, match="4 problems") as e:
+        params.check_parameters("02", with_values("02", fig3_model="x", batch_size=0, methods=["gradcam"],
+                                                  weight_images=None))
+    for name in ("fig3_model", "batch_size", "methods", "weight_images"):
+        assert f"  - {name}: " in str(e.value)
+
+
+def test_a_missing_parameter_is_named():
+    values = params.declared("05")
+    del values["randomization_layer"]
+    with pytest.raises(ValueError, match=r"\['randomization_layer'\]: not set"):
+        params.check_parameters("05", values)
+
+
+# --- the command line that feeds papermill ----------------------------------------------------------------
+def test_cli_writes_each_notebooks_file_only_when_it_changes(tmp_path):
+    config = tmp_path / "profile.yaml"
+    config.write_text((ROOT / "configs" / "smoke.yaml").read_text())
+    out = tmp_path / "params"
+    params.main([str(config), "--set", "figures_dir=build/x", "-o", str(out)])
+    files = {p.stem: p for p in out.glob("*.yaml")}
+    assert sorted(files) == NOTEBOOKS
+    assert yaml.safe_load(files["06_captioning"].read_text()) == {
+        "profile": "smoke", "device": "cpu", "seed": 0, "caption_examples": 2, "caption_n": 100,
+        "figures_dir": "build/x"}
+    stamps = {k: p.stat().st_mtime_ns for k, p in files.items()}
+    config.write_text(config.read_text().replace("caption_n: 100", "caption_n: 99"))
+    params.main([str(config), "--set", "figures_dir=build/x", "-o", str(out)])
+    changed = [k for k, p in files.items() if p.stat().st_mtime_ns != stamps[k]]
+    assert changed == ["06_captioning"]  # so make re-runs that notebook only
+
+
+def test_cli_refuses_a_misspelt_key_and_writes_nothing(tmp_path, capsys):
+    config = tmp_path / "profile.yaml"
+    config.write_text((ROOT / "configs" / "mini.yaml").read_text().replace("fig3_model:", "fig3_modle:"))
+    with pytest.raises(SystemExit) as e:
+        params.main([str(config), "-o", str(tmp_path / "params")])
+    assert e.value.code == 2
+    assert "fig3_modle" in capsys.readouterr().err
+    assert not (tmp_path / "params").exists()
+
+
+def test_make_figures_stops_on_a_misspelt_key_before_any_notebook_runs(tmp_path):
+    """The Makefile's rules, in a scratch copy of the project: the parameter step fails, and no
+    notebook is executed (no build/executed/, no figure)."""
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "typo.yaml").write_text(
+        (ROOT / "configs" / "mini.yaml").read_text().replace("pointing_n:", "pointng_n:"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run(["make", "figures", "PROFILE=typo", f"PY={sys.executable}", "STAMP="], cwd=tmp_path,
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode != 0
+    assert "pointng_n: no notebook declares this parameter" in out.stderr
+    assert "papermill" not in out.stdout
+    assert not (tmp_path / "build" / "executed").exists() and not (tmp_path / "figures").exists()
+
+
+# --- a notebook stops before computing or writing anything -------------------------------------------------
+def test_notebook_with_a_bad_parameter_writes_nothing(tmp_path):
+    """Notebook 03 with an unknown qualitative model used to compute the class-sensitivity study and
+    write fig06 before failing."""
+    papermill = pytest.importorskip("papermill")
+    figures = tmp_path / "figures"
+    values = params.route(ROOT / "configs" / "smoke.yaml", {
+        "figures_dir": str(figures), "cache_root": str(tmp_path / "cache"), "qualitative_model": "efficientnet_lit0",
+        "sensitivity_n": 2, "methods": ["grad_cam", "gradient_sum", "linear_approx", "excitation_backprop",
+                                        "guided_backprop"]})["03_class_sensitivity"]
+    with pytest.raises(papermill.PapermillExecutionError, match="qualitative_model: unknown model"):
+        papermill.execute_notebook(str(ROOT / "notebooks" / "03_class_sensitivity.ipynb"), str(tmp_path / "03.ipynb"),
+                                   parameters=values, kernel_name="python3", cwd=str(ROOT), progress_bar=False)
+    assert not figures.exists() or not any(figures.iterdir())
+    assert not (tmp_path / "cache").exists()
