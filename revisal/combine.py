@@ -230,10 +230,11 @@ def _probe_accuracy(x: Tensor, labels: Tensor, holdout: float, seed: int, steps:
 def layer_activations(model: nn.Module, images: Tensor, layers: Sequence[str], batch_size: int = 64) -> list[Tensor]:
     """Each layer's output for ``images`` (eval mode, no gradients; ``""`` is the input)."""
     from .state import preserved_state
-    from .validation import check_images, check_layers, check_model
+    from .validation import check_images, check_images_fit_model, check_layers, check_model
 
     check_model(model)
     check_images(images)
+    check_images_fit_model(model, images)
     layers = list(layers) if not isinstance(layers, str) else [layers]
     names = check_layers(model, layers)
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
@@ -252,7 +253,7 @@ def layer_activations(model: nn.Module, images: Tensor, layers: Sequence[str], b
             for chunk in images.split(batch_size):
                 if "" in outputs:
                     outputs[""].append(chunk.clone())
-                model(chunk)
+                model(chunk.clone())  # the model may write to its input
     finally:
         for h in handles:
             h.remove()

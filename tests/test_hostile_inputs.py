@@ -111,6 +111,22 @@ def test_model_writing_to_its_input(images, batching, layers, batch_size):
     assert all(is_slice_of(s, images) for s in seen)
 
 
+def test_other_entry_points_leave_the_callers_images_untouched(images):
+    """layer_activations and class_sensitivity's logits pass run the model too: a model that writes
+    to its input must neither change the caller's tensor nor see altered values."""
+    from revisal.combine import layer_activations
+
+    caller = images.clone()
+    got = layer_activations(make(Mutating), caller, ["", "conv2"])
+    assert torch.equal(caller, images)
+    want = layer_activations(make(Doubling), images, ["", "conv2"])
+    assert torch.equal(got[0], images) and torch.equal(got[1], want[1])
+    got = revisal.metrics.class_sensitivity(make(Mutating), caller, ["conv2"], ["normgrad"])
+    assert torch.equal(caller, images)
+    want = revisal.metrics.class_sensitivity(make(Doubling), images, ["conv2"], ["normgrad"])
+    torch.testing.assert_close(got["normgrad", "conv2"], want["normgrad", "conv2"], rtol=0, atol=0, equal_nan=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # §2.2 Half precision: finite maps wherever the plain gradient is finite
 
@@ -645,3 +661,10 @@ def test_bad_arguments_fail_before_any_forward(images, override):
     with pytest.raises((TypeError, ValueError)):
         revisal.saliency(model, **kwargs)
     assert not calls
+
+
+def test_class_sensitivity_takes_generators(images):
+    """Its arguments are checked before the logits pass, and a generator is not consumed twice."""
+    got = revisal.metrics.class_sensitivity(make(), images, (l for l in ["conv2"]), (m for m in ["normgrad"]))
+    want = revisal.metrics.class_sensitivity(make(), images, ["conv2"], ["normgrad"])
+    torch.testing.assert_close(got["normgrad", "conv2"], want["normgrad", "conv2"], rtol=0, atol=0, equal_nan=True)

@@ -77,7 +77,7 @@ def _logits(model: nn.Module, images: Tensor, batch_size: int | None) -> Tensor:
 
     with preserved_state(model), torch.no_grad():
         chunks = images.split(batch_size or len(images))
-        return torch.cat([model(chunk) for chunk in chunks])
+        return torch.cat([model(chunk.clone()) for chunk in chunks])  # the model may write to its input
 
 
 def class_sensitivity(model: nn.Module, images: Tensor, layers: Iterable[str], methods: Iterable,
@@ -94,7 +94,11 @@ def class_sensitivity(model: nn.Module, images: Tensor, layers: Iterable[str], m
         ``{(method, layer): float64 Tensor[N]}``.
     """
     from ..engine import saliency
+    from ..validation import check_images, check_images_fit_model, check_layers, check_model
+    from ..methods import resolve_methods
 
+    check_images_fit_model(check_model(model), check_images(images))
+    layers, methods = check_layers(model, layers), resolve_methods(methods)  # refused before the logits pass
     logits = _logits(model, images, batch_size)
     finite = torch.isfinite(logits)
     if not bool(finite.all()):
