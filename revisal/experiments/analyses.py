@@ -13,8 +13,9 @@ import numpy as np
 from torch import Tensor
 from tqdm import tqdm
 
-from ..combine import layer_activations, layer_weights
+from ..activations import layer_activations
 from ..engine import saliency
+from ..layer_weights import layer_weights
 from ..metrics import class_sensitivity as _class_sensitivity
 from ..metrics import identity_trick_correlation, spearman
 from ..metrics.randomization import cascading_randomization
