@@ -13,7 +13,6 @@ epoch, the test mAP of the last epoch, parameter count and wall time.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import time
@@ -29,7 +28,7 @@ from .data import testbed
 from .metrics import mean_average_precision
 from .models.mini import build, export
 from .models.zoo import TESTBED_NORMALIZE, WEIGHTS_DIR
-from .report import atomic_write, project_path
+from .files import atomic_write, digest_bytes, project_path
 
 #: Epochs per model: what reaches test mAP ≥ 0.90 inside the 8-minute CPU budget for both.
 DEFAULT_EPOCHS = {"mini_vgg": 7, "mini_resnet": 6}
@@ -73,7 +72,7 @@ def _save(state: dict, path: Path) -> str:
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write(path, buf.getvalue())
-    return hashlib.sha256(buf.getvalue()).hexdigest()
+    return digest_bytes(buf.getvalue())
 
 
 def train(config: TrainConfig, progress: bool = True) -> dict:

@@ -34,7 +34,7 @@ from ..data import testbed
 from ..metrics.text import caption_scores
 from ..models.zoo import TESTBED_NORMALIZE, WEIGHTS_DIR, load_verified_checkpoint
 from ..models.zoo import load as load_model
-from ..report import atomic_write, project_path
+from ..files import atomic_write, project_path
 from ..train import TrainConfig, _save, install
 from .model import Captioner
 from .vocab import TESTBED_VOCAB

@@ -14,7 +14,6 @@ another run's folder fails it as well.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import numbers
 import os
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..report import _jsonable, atomic_write, project_path
+from ..files import atomic_write, digest_arrays, digest_json, jsonable, project_path, save_npz
 
 CACHE_ROOT = "data/cache"
 _DIGEST_KEY = "__digest__"
@@ -49,28 +48,14 @@ def code_version() -> str:
 
 
 def weights_checksum(model: nn.Module) -> str:
-    """sha256 over the model's state (names, shapes and values of parameters and buffers)."""
-    h = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(str(tuple(tensor.shape)).encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    """sha256 over the model's state (names, dtypes, shapes and values of parameters and buffers)."""
+    return digest_arrays(model.state_dict())[:16]
 
 
 def digest(arrays: Mapping[str, np.ndarray], place: str = "") -> str:
     """sha256 over ``place`` (what the arrays are: run and part) and every array's name, dtype,
-    shape and bytes."""
-    h = hashlib.sha256()
-    h.update(place.encode() + b"\0")
-    for name in sorted(arrays):
-        if name in (_DIGEST_KEY, _PLACE_KEY):
-            continue
-        a = np.ascontiguousarray(arrays[name])
-        h.update(name.encode())
-        h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
+    shape and bytes (the part's own digest and place entries left out)."""
+    return digest_arrays({k: v for k, v in arrays.items() if k not in (_DIGEST_KEY, _PLACE_KEY)}, place)
 
 
 class IncompleteRun(RuntimeError):
@@ -82,8 +67,8 @@ class RunCache:
 
     def __init__(self, kind: str, spec: Mapping[str, Any], root: str | os.PathLike | None = CACHE_ROOT):
         self.kind = kind
-        self.spec = {**_jsonable(spec), "code": code_version()}
-        self.key = hashlib.sha256(json.dumps({"kind": kind, **self.spec}, sort_keys=True).encode()).hexdigest()[:20]
+        self.spec = {**jsonable(spec), "code": code_version()}
+        self.key = digest_json({"kind": kind, **self.spec})[:20]
         self.enabled = root is not None
         self.path = project_path(root) / kind / self.key if self.enabled else None
         self._memory: dict[int, dict[str, np.ndarray]] = {}
@@ -128,10 +113,8 @@ class RunCache:
         if not (self.path / "spec.json").is_file():
             atomic_write(self.path / "spec.json", json.dumps({"kind": self.kind, **self.spec}, indent=2) + "\n")
         place = self.place(part)
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays, **{_DIGEST_KEY: np.array(digest(arrays, place)),
-                                              _PLACE_KEY: np.array(place)})
-        atomic_write(self._part_path(part), buf.getvalue())
+        save_npz(self._part_path(part), {**arrays, _DIGEST_KEY: np.array(digest(arrays, place)),
+                                         _PLACE_KEY: np.array(place)})
 
 
 _TORCHRUN = ("RANK", "WORLD_SIZE", "LOCAL_RANK")

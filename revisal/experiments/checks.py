@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..models import LOADERS, skeleton
-from ..report import project_path
+from ..files import project_path
 
 #: Datasets a pointing source or an image set can come from, and the classes each one labels.
 POINTING_DATASETS = ("testbed", "voc07", "coco14")

