@@ -25,10 +25,11 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import testbed
+from .data.transforms import TESTBED_NORMALIZE
+from .files import atomic_write, digest_bytes, project_path
 from .metrics import mean_average_precision
 from .models.mini import build, export
-from .models.zoo import TESTBED_NORMALIZE, WEIGHTS_DIR
-from .files import atomic_write, digest_bytes, project_path
+from .models.zoo import WEIGHTS_DIR
 
 #: Epochs per model: what reaches test mAP ≥ 0.90 inside the 8-minute CPU budget for both.
 DEFAULT_EPOCHS = {"mini_vgg": 7, "mini_resnet": 6}

@@ -31,10 +31,11 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..data import testbed
-from ..metrics.text import caption_scores
-from ..models.zoo import TESTBED_NORMALIZE, WEIGHTS_DIR, load_verified_checkpoint
-from ..models.zoo import load as load_model
+from ..data.transforms import TESTBED_NORMALIZE
 from ..files import atomic_write, project_path
+from ..metrics.text import caption_scores
+from ..models.zoo import WEIGHTS_DIR, load_verified_checkpoint
+from ..models.zoo import load as load_model
 from ..train import TrainConfig, _save, install
 from .model import Captioner
 from .vocab import TESTBED_VOCAB

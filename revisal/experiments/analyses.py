@@ -14,11 +14,11 @@ from tqdm import tqdm
 
 from ..activations import layer_activations
 from ..engine import saliency
+from ..files import digest_arrays, digest_file
 from ..layer_weights import layer_weights
 from ..metrics import class_sensitivity as _class_sensitivity
 from ..metrics import identity_trick_correlation, spearman
 from ..metrics.randomization import cascading_randomization
-from ..files import digest_arrays, digest_file
 from .cache import CACHE_ROOT, IncompleteRun, RunCache, device_of, weights_checksum
 from .pointing import WEIGHT_KINDS
 

@@ -18,8 +18,8 @@ from ..captioning import caption_saliency, greedy_captions, mask_mass, named_obj
 from ..captioning.model import Captioner
 from ..combine import combine, normalize_maps
 from ..data.testbed import TestbedSplit
+from ..data.transforms import TESTBED_NORMALIZE
 from ..layer_weights import layer_weights
-from ..models.zoo import TESTBED_NORMALIZE
 
 
 def explain_captions(captioner: Captioner, images: Tensor, layers: Sequence[str], method: str = "selective_normgrad",
