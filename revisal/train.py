@@ -166,14 +166,19 @@ def main(argv: list[str] | None = None) -> None:
             train_size=args.train_size, val_size=args.val_size, test_size=args.test_size,
             image_size=args.image_size, seed=args.seed, threads=args.threads, out=args.out,
         )
-        manifest = train(config, progress=not args.quiet)
-        final = project_path(config.out) / name / manifest["epochs"][-1]["file"]
-        shipped = WEIGHTS_DIR / f"{name}.json"
-        if shipped.is_file():
-            same = json.loads(shipped.read_text())["sha256"] == manifest["epochs"][-1]["sha256"]
-            print(f"{name}: final checkpoint {'is bit-identical to' if same else 'differs from'} the shipped weights")
-        if args.install:
-            install(manifest, final)
+        finish(train(config, progress=not args.quiet), args.install)
+
+
+def finish(manifest: dict, install_it: bool) -> None:
+    """Say whether a run's final checkpoint is bit-identical to the shipped weights (the sha256 in
+    ``revisal/weights/<model>.json``) and, if ``install_it``, :func:`install` it."""
+    name, last = manifest["config"]["model"], manifest["epochs"][-1]
+    shipped = WEIGHTS_DIR / f"{name}.json"
+    if shipped.is_file():
+        same = json.loads(shipped.read_text())["sha256"] == last["sha256"]
+        print(f"{name}: final checkpoint {'is bit-identical to' if same else 'differs from'} the shipped weights")
+    if install_it:
+        install(manifest, project_path(manifest["config"]["out"]) / name / last["file"])
 
 
 def install(manifest: dict, checkpoint: Path) -> None:
