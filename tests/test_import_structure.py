@@ -131,6 +131,14 @@ def test_known_cycles_are_still_there():
     assert not gone, f"remove from KNOWN_CYCLES: {gone}"
 
 
+def test_figure_writers_are_leaves():
+    """Models, data, caches and the engine get file helpers from revisal.files; nothing in the
+    library imports the figure and table writers (the notebooks do)."""
+    graph = import_graph()
+    users = sorted(name for name, imports in graph.items() if imports & {"revisal.report", "revisal.plotting"})
+    assert not users, f"{users} import the figure writers"
+
+
 _IMPORT_EACH_ALONE = """
 import importlib, sys, traceback
 failed = {}
