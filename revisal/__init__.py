@@ -7,8 +7,9 @@
 
 from . import metrics
 from .aggregations import AGGREGATIONS, Aggregation
-from .combine import combine, layer_weights
+from .combine import combine
 from .engine import saliency
+from .layer_weights import layer_weights
 from .maps import SaliencyMaps
 from .meta import MetaStep
 from .methods import DEFAULT_METHODS, METHODS, Method, register_method

@@ -1,8 +1,8 @@
 """Write figures (PDF + PNG) and tables (CSV + Markdown + LaTeX), each with a JSON sidecar.
 
-Every file is written atomically (a temporary file in the same folder, then ``os.replace``), so an
-interrupted run never leaves a half-written artefact. Sidecars record the profile, parameters,
-seed and library versions; they carry no timestamps, so re-running gives identical sidecars.
+Every file is written atomically (:func:`revisal.files.atomic_write`), so an interrupted run never
+leaves a half-written artefact. Sidecars record the profile, parameters, seed and library versions;
+they carry no timestamps, so re-running gives identical sidecars.
 """
 
 from __future__ import annotations
@@ -12,47 +12,10 @@ import io
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-
-def project_path(path: str | os.PathLike) -> Path:
-    """``path`` resolved against the repository root (the nearest parent holding ``pyproject.toml``
-    and ``notebooks/``), so notebooks write to the same place whatever their working directory."""
-    p = Path(path)
-    if p.is_absolute():
-        return p
-    here = Path.cwd().resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "pyproject.toml").is_file() and (candidate / "notebooks").is_dir():
-            return candidate / p
-    return here / p
-
-
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` via a temporary sibling and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+from .files import atomic_write, jsonable, project_path
 
 
 def _png_rgb(png: bytes) -> bytes:
@@ -77,28 +40,16 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
-
-
 def write_sidecar(path: Path, *, kind: str, files: list[Path], profile: str, parameters: Mapping[str, Any],
                   seed: int | None, extra: Mapping[str, Any] | None = None) -> Path:
     record = {
         "kind": kind,
         "files": [f.name for f in files],
         "profile": profile,
-        "parameters": _jsonable(parameters),
+        "parameters": jsonable(parameters),
         "seed": seed,
         "versions": versions(),
-        **_jsonable(extra or {}),
+        **jsonable(extra or {}),
     }
     return atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 

@@ -13,7 +13,6 @@ epoch, the test mAP of the last epoch, parameter count and wall time.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import time
@@ -26,10 +25,11 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import testbed
+from .data.transforms import TESTBED_NORMALIZE
+from .files import atomic_write, digest_bytes, project_path
 from .metrics import mean_average_precision
 from .models.mini import build, export
-from .models.zoo import TESTBED_NORMALIZE, WEIGHTS_DIR
-from .report import atomic_write, project_path
+from .models.zoo import WEIGHTS_DIR
 
 #: Epochs per model: what reaches test mAP ≥ 0.90 inside the 8-minute CPU budget for both.
 DEFAULT_EPOCHS = {"mini_vgg": 7, "mini_resnet": 6}
@@ -73,7 +73,7 @@ def _save(state: dict, path: Path) -> str:
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write(path, buf.getvalue())
-    return hashlib.sha256(buf.getvalue()).hexdigest()
+    return digest_bytes(buf.getvalue())
 
 
 def train(config: TrainConfig, progress: bool = True) -> dict:
@@ -166,14 +166,19 @@ def main(argv: list[str] | None = None) -> None:
             train_size=args.train_size, val_size=args.val_size, test_size=args.test_size,
             image_size=args.image_size, seed=args.seed, threads=args.threads, out=args.out,
         )
-        manifest = train(config, progress=not args.quiet)
-        final = project_path(config.out) / name / manifest["epochs"][-1]["file"]
-        shipped = WEIGHTS_DIR / f"{name}.json"
-        if shipped.is_file():
-            same = json.loads(shipped.read_text())["sha256"] == manifest["epochs"][-1]["sha256"]
-            print(f"{name}: final checkpoint {'is bit-identical to' if same else 'differs from'} the shipped weights")
-        if args.install:
-            install(manifest, final)
+        finish(train(config, progress=not args.quiet), args.install)
+
+
+def finish(manifest: dict, install_it: bool) -> None:
+    """Say whether a run's final checkpoint is bit-identical to the shipped weights (the sha256 in
+    ``revisal/weights/<model>.json``) and, if ``install_it``, :func:`install` it."""
+    name, last = manifest["config"]["model"], manifest["epochs"][-1]
+    shipped = WEIGHTS_DIR / f"{name}.json"
+    if shipped.is_file():
+        same = json.loads(shipped.read_text())["sha256"] == last["sha256"]
+        print(f"{name}: final checkpoint {'is bit-identical to' if same else 'differs from'} the shipped weights")
+    if install_it:
+        install(manifest, project_path(manifest["config"]["out"]) / name / last["file"])
 
 
 def install(manifest: dict, checkpoint: Path) -> None:

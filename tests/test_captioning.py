@@ -23,8 +23,8 @@ from revisal.captioning import (
 )
 from revisal.captioning.train import evaluate
 from revisal.data import testbed
+from revisal.data.transforms import TESTBED_NORMALIZE
 from revisal.metrics import caption_scores, corpus_bleu
-from revisal.models.zoo import TESTBED_NORMALIZE
 
 CAPTIONS = ["a red star above a blue ring", "an orange frame", "a white heart left of a black plus"]
 

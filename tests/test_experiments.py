@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,6 +114,68 @@ def test_parameters_change_the_key(setup):
     assert experiments.weights_checksum(zoo.model) != experiments.weights_checksum(other)
     with pytest.raises(ValueError, match="shard"):
         experiments.parse_shard("2/2")
+
+
+_MODULE = '''"""Module docstring."""
+# a comment
+import math
+
+EPS = 1e-8
+
+
+class Thing:
+    """Class docstring."""
+
+    def f(self, x):
+        """Function docstring: f(x) = x + ε."""
+        return math.fsum([x, EPS])  # inline comment
+
+
+async def g():
+    """Only a docstring."""
+'''
+
+
+def test_code_version_counts_code_not_comments_or_docstrings(tmp_path):
+    """A cache key's code hash survives comments, docstrings and layout; any change to code (a
+    constant, an argument, a string that is not a docstring, a new module) changes it; figure
+    writers and command lines do not count."""
+    from revisal.experiments.cache import source_digest
+
+    assert experiments.code_version() == source_digest(Path(revisal.__file__).resolve().parent)[:16]
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "mod.py").write_text(_MODULE)
+    (tmp_path / "report.py").write_text("def save():\n    return 1\n")
+    (tmp_path / "sub" / "__main__.py").write_text("print(1)\n")
+    base = source_digest(tmp_path)
+
+    def edited(old: str, new: str, path: str = "mod.py") -> str:
+        file = tmp_path / path
+        text = file.read_text()
+        assert old in text
+        file.write_text(text.replace(old, new, 1))
+        try:
+            return source_digest(tmp_path)
+        finally:
+            file.write_text(text)
+
+    same = [("# a comment", "# another comment\n# and one more"), ("EPS = 1e-8", "EPS = 1e-8  # why"),
+            ("EPS = 1e-8\n", "EPS = 1e-8\n\n\n"), ("[x, EPS]", "[ x , EPS ]"),
+            ('"""Module docstring."""', '"""Module docstring, edited."""'),
+            ('"""Class docstring."""', "'Class docstring, reworded.'"),
+            ('"""Function docstring: f(x) = x + ε."""', '"""f(x) = x + ε, the formula."""'),
+            ('"""Only a docstring."""', '"""Only a docstring, longer."""')]
+    for old, new in same:
+        assert edited(old, new) == base, (old, new)
+    assert edited("return 1", "return 2", "report.py") == base
+    assert edited("print(1)", "print(2)", "sub/__main__.py") == base
+    changed = [("EPS = 1e-8", "EPS = 1e-7"), ("[x, EPS]", "[EPS, x]"), ("def f(self, x)", "def f(self, x=0)"),
+               ('"""Only a docstring."""', '"""Only a docstring."""\n    return 1'),
+               ("import math", "import math\nNAME = 'a string that is not a docstring'")]
+    for old, new in changed:
+        assert edited(old, new) != base, (old, new)
+    (tmp_path / "sub" / "new.py").write_text("X = 1\n")
+    assert source_digest(tmp_path) != base
 
 
 def test_cli_prints_the_table(tmp_path):

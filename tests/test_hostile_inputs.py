@@ -114,7 +114,7 @@ def test_model_writing_to_its_input(images, batching, layers, batch_size):
 def test_other_entry_points_leave_the_callers_images_untouched(images):
     """layer_activations and class_sensitivity's logits pass run the model too: a model that writes
     to its input must neither change the caller's tensor nor see altered values."""
-    from revisal.combine import layer_activations
+    from revisal.activations import layer_activations
 
     caller = images.clone()
     got = layer_activations(make(Mutating), caller, ["", "conv2"])
@@ -313,7 +313,7 @@ def test_model_state_restored(images, action, batching, fails):
 def test_other_public_functions_restore_rebound_buffers(images):
     model = make(Hostile, action=ACTIONS["rebinds a buffer"])
     before = snapshot(model)
-    importlib.import_module("revisal.combine").layer_activations(model, images, ["conv1", "conv2"])
+    importlib.import_module("revisal.activations").layer_activations(model, images, ["conv1", "conv2"])
     revisal.metrics.class_sensitivity(model, images, ["conv2"], ["normgrad"])
     assert_same(before, snapshot(model))
 

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from revisal.combine import combine, layer_activations, layer_weights, normalize_maps
+from revisal.activations import layer_activations
+from revisal.combine import combine, normalize_maps
+from revisal.layer_weights import layer_weights
 from revisal.metrics import (
     PointingGame,
     average_precision,

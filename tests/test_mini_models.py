@@ -11,8 +11,8 @@ import revisal
 from revisal import train as training
 from revisal.data import testbed
 from revisal.metrics import mean_average_precision
-from revisal.models import load
-from revisal.models.mini import MINI_LAYERS, build, export, fold_batch_norm
+from revisal.models import LAYER_PRESETS, load
+from revisal.models.mini import build, export, fold_batch_norm
 
 
 def test_layer_presets_and_resolutions():
@@ -23,7 +23,7 @@ def test_layer_presets_and_resolutions():
         def record(module, args, output, layer):
             sizes[layer] = output.shape[-1]
 
-        for layer in MINI_LAYERS[name][1:]:
+        for layer in LAYER_PRESETS[name][1:]:
             dict(model.named_modules())[layer].register_forward_hook(lambda m, a, o, k=layer: record(m, a, o, k))
         model(torch.zeros(1, 3, 64, 64))
         assert list(sizes.values()) == [32, 16, 8, 4]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+import revisal
 from revisal import data, models
+from revisal.data.labels import IMAGENET_CLASSES
+from revisal.data.transforms import IMAGENET_NORMALIZE
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +55,35 @@ def test_presets_are_real_module_names(lite0):
         assert all(layer == "" or layer in names for layer in models.LAYER_PRESETS[arch])
 
 
+def test_every_zoo_model_takes_its_preset():
+    """One preset per loadable model, and each model (built weightless on the meta device) has the
+    preset's layers and preprocessing and runs at the preset's input size."""
+    assert set(models.PRESETS) == set(models.LOADERS)
+    for name, preset in models.PRESETS.items():
+        zoo = models.skeleton(name)
+        names = dict(zoo.model.named_modules())
+        assert zoo.layers == preset.layers and all(layer == "" or layer in names for layer in preset.layers), name
+        assert zoo.normalize is preset.normalize and zoo.input_size == preset.input_size, name
+        with torch.device("meta"):
+            out = zoo.model(torch.empty(1, 3, preset.input_size, preset.input_size))
+        assert out.shape == (1, len(zoo.classes)), name
+
+
+def test_imagenet_class_names_are_package_data():
+    """The 1000 names ship as revisal/data/imagenet_classes.txt (declared package data), in
+    torchvision's index order; revisal no longer reads torchvision's private list."""
+    from torchvision.models._meta import _IMAGENET_CATEGORIES  # test-only oracle
+
+    assert isinstance(IMAGENET_CLASSES, tuple) and len(set(IMAGENET_CLASSES)) == len(IMAGENET_CLASSES) == 1000
+    assert IMAGENET_CLASSES[0] == "tench" and IMAGENET_CLASSES[282] == "tiger cat"
+    assert IMAGENET_CLASSES[967] == "espresso" and IMAGENET_CLASSES[999] == "toilet tissue"
+    assert list(IMAGENET_CLASSES) == list(_IMAGENET_CATEGORIES)
+    assert models.skeleton("vgg16").classes == list(IMAGENET_CLASSES)
+    root = Path(revisal.__file__).parent
+    assert "data/imagenet_classes.txt" in (root.parent / "pyproject.toml").read_text()
+    assert not [p for p in root.rglob("*.py") if "_IMAGENET_CATEGORIES" in p.read_text()]
+
+
 def test_unknown_names_raise(lite0):
     with pytest.raises(ValueError, match="did you mean"):
         models.load("efficientnet_lite")
@@ -82,6 +116,6 @@ def test_to_pixels_resizes_shorter_side_and_centre_crops():
 
 def test_normalize_matches_formula():
     px = torch.rand(2, 3, 4, 4)
-    n = models.IMAGENET_NORMALIZE
+    n = IMAGENET_NORMALIZE
     want = (px - torch.tensor(n.mean)[:, None, None]) / torch.tensor(n.std)[:, None, None]
     torch.testing.assert_close(n(px), want)

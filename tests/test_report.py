@@ -53,30 +53,6 @@ def test_save_table_formats(tmp_path):
         report.table_text([{"a": 1}, {"b": 2}])
 
 
-def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
-    target = tmp_path / "x.txt"
-    report.atomic_write(target, "old")
-
-    def broken_replace(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError):
-        report.atomic_write(target, "new")
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
-
-
-def test_project_path_finds_repo_root(tmp_path, monkeypatch):
-    (tmp_path / "notebooks").mkdir()
-    (tmp_path / "pyproject.toml").write_text("")
-    deep = tmp_path / "build" / "smoke"
-    deep.mkdir(parents=True)
-    monkeypatch.chdir(deep)
-    assert report.project_path("figures") == tmp_path / "figures"
-    assert report.project_path("/abs/x") == type(tmp_path)("/abs/x")
-
-
 def test_normalized_maps_to_unit_range_and_handles_constants():
     m = plotting.normalized(np.array([[1.0, 3.0], [2.0, 5.0]]), size=(4, 4))
     assert m.shape == (4, 4) and m.min() == 0 and m.max() == 1

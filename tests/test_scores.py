@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import revisal
-from revisal.combine import combine, layer_weights, normalize_maps
+from revisal.combine import combine, normalize_maps
 from revisal.experiments import acceptance_region
+from revisal.layer_weights import layer_weights
 from revisal.metrics import PointingGame, is_hit, point, pointing_game, spearman
 
 

@@ -93,7 +93,7 @@ class Captioner(nn.Module):
     captions say where objects are), and a GRU decoder.
 
     ``v = tanh(W_v · vec(ReLU(conv_{1×1}(layer4(x)))))``; then :class:`RecurrentDecoder`. Images are
-    normalised like the mini models' (``revisal.models.zoo.TESTBED_NORMALIZE``). Module names follow
+    normalised like the mini models' (``revisal.data.transforms.TESTBED_NORMALIZE``). Module names follow
     the mini ResNet's under ``encoder.`` (``encoder.layer2`` … ``encoder.layer4``).
     """
 

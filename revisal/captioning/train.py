@@ -31,11 +31,12 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..data import testbed
+from ..data.transforms import TESTBED_NORMALIZE
+from ..files import atomic_write, project_path
 from ..metrics.text import caption_scores
-from ..models.zoo import TESTBED_NORMALIZE, WEIGHTS_DIR, load_verified_checkpoint
+from ..models.zoo import WEIGHTS_DIR, load_verified_checkpoint
 from ..models.zoo import load as load_model
-from ..report import atomic_write, project_path
-from ..train import TrainConfig, _save, install
+from ..train import TrainConfig, _save, finish
 from .model import Captioner
 from .vocab import TESTBED_VOCAB
 
@@ -164,14 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     args = vars(p.parse_args(argv))
     quiet, do_install = args.pop("quiet"), args.pop("install")
     config = CaptionerConfig(**args)
-    manifest = train_captioner(config, progress=not quiet)
-    final = project_path(config.out) / config.model / manifest["epochs"][-1]["file"]
-    shipped = WEIGHTS_DIR / "captioner.json"
-    if shipped.is_file():
-        same = json.loads(shipped.read_text())["sha256"] == manifest["epochs"][-1]["sha256"]
-        print(f"captioner: final checkpoint {'is bit-identical to' if same else 'differs from'} the shipped weights")
-    if do_install:
-        install(manifest, final)
+    finish(train_captioner(config, progress=not quiet), do_install)
 
 
 if __name__ == "__main__":

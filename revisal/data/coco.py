@@ -7,7 +7,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..report import project_path
+from ..files import project_path
 from .labels import COCO_CATEGORY_IDS
 from .pointing import PointingPair, is_difficult
 

@@ -12,7 +12,7 @@ import argparse
 import json
 import zipfile
 
-from ..report import project_path
+from ..files import project_path
 
 COCO_URLS = {
     "val2014.zip": "http://images.cocodataset.org/zips/val2014.zip",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..report import project_path
+from ..files import project_path
 
 IMAGENET_ROOT = "data/imagenet/val"
 

@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from ..report import project_path
+from ..files import project_path
 from .labels import VOC_CLASSES
 from .pointing import PointingPair, is_difficult
 

@@ -14,7 +14,6 @@ verified by a content checksum on load (a corrupt or stale file is regenerated, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict
@@ -27,7 +26,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from ..report import atomic_write, project_path
+from ..files import atomic_write, digest_arrays, digest_json, project_path, save_npz
 from .render import CLASSES, COLOUR_NAMES, SceneSpec, caption, render
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -135,17 +134,9 @@ def _spec_kwargs(spec: SceneSpec) -> dict:
     return {k: v for k, v in asdict(spec).items() if not k.startswith("_")}
 
 
-def _digest(arrays: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for name in ARRAYS:
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(arrays[name]).tobytes())
-    return h.hexdigest()
-
-
 def cache_key(split: str, n: int, spec: SceneSpec, seed: int) -> str:
     params = {"version": GENERATOR_VERSION, "split": split, "n": n, "seed": seed, "spec": _spec_kwargs(spec)}
-    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    return digest_json(params)[:16]
 
 
 def load(split: str = "train", n: int | None = None, size: int = 64, seed: int = 0, *,
@@ -174,13 +165,10 @@ def load(split: str = "train", n: int | None = None, size: int = 64, seed: int =
     arrays = _read_verified(path, meta_path, key)
     if arrays is None:
         arrays = generate(split, n, spec, seed, workers, progress)
-        import io
-
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        atomic_write(path, buf.getvalue())
-        atomic_write(meta_path, json.dumps({"sha256": _digest(arrays), "key": key, "split": split, "n": n, "seed": seed,
-                                            "spec": _spec_kwargs(spec), "version": GENERATOR_VERSION}, indent=2))
+        save_npz(path, arrays)
+        atomic_write(meta_path, json.dumps({"sha256": digest_arrays(arrays), "key": key, "split": split, "n": n,
+                                            "seed": seed, "spec": _spec_kwargs(spec), "version": GENERATOR_VERSION},
+                                           indent=2))
     return TestbedSplit(arrays, split, spec, seed)
 
 
@@ -195,4 +183,4 @@ def _read_verified(path: Path, meta_path: Path, key: str) -> dict[str, np.ndarra
         meta = json.loads(meta_path.read_text())
     except Exception:  # unreadable or truncated: regenerate
         return None
-    return arrays if meta.get("key") == key and _digest(arrays) == meta.get("sha256") else None
+    return arrays if meta.get("key") == key and digest_arrays(arrays) == meta.get("sha256") else None

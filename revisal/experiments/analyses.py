@@ -5,7 +5,6 @@ into parts of images so a killed run resumes."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -13,8 +12,10 @@ import numpy as np
 from torch import Tensor
 from tqdm import tqdm
 
-from ..combine import layer_activations, layer_weights
+from ..activations import layer_activations
 from ..engine import saliency
+from ..files import digest_arrays, digest_file
+from ..layer_weights import layer_weights
 from ..metrics import class_sensitivity as _class_sensitivity
 from ..metrics import identity_trick_correlation, spearman
 from ..metrics.randomization import cascading_randomization
@@ -25,7 +26,8 @@ SEP = "|"  # joins (method, layer) into array names
 
 
 def tensor_digest(t: Tensor) -> str:
-    return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+    """A short sha256 of a tensor's dtype, shape and values (for cache keys)."""
+    return digest_arrays({"": t})[:16]
 
 
 def _parts(n: int, size: int) -> list[slice]:
@@ -115,7 +117,7 @@ def meta_dynamics(load_checkpoint: Callable[[Path], object], checkpoints: Sequen
     """
     device = device_of(device)
     checkpoints = [Path(c) for c in checkpoints]
-    spec = {"checkpoints": [hashlib.sha256(c.read_bytes()).hexdigest()[:16] for c in checkpoints],
+    spec = {"checkpoints": [digest_file(c)[:16] for c in checkpoints],
             "splits": {k: (tensor_digest(x), tensor_digest(t)) for k, (x, t) in splits.items()},
             "methods": list(methods), "layers": list(layers), "meta": repr(meta), "size": size}
     cache = RunCache("meta_dynamics", spec, cache_root)

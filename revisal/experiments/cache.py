@@ -3,18 +3,18 @@
 A run lives in ``data/cache/<kind>/<key>/``: ``spec.json`` (what was asked) and one
 ``part-NNNNN.npz`` per chunk of work, each carrying a digest of its own arrays. The key hashes the
 run's parameters together with the model's weights checksum, the dataset's description and the
-version of revisal's code, so a change to any of them starts a fresh run. Because parts are
-independent files, a killed run resumes with the first missing part, shards of one run (``--shard
-i/n``, or one per ``torchrun`` rank) write disjoint parts of the same directory, and a part that
-fails its digest (truncated, edited) is recomputed rather than used. The digest covers the part's
+version of revisal's code (its syntax trees: comments and docstrings do not count), so a change to
+any of them starts a fresh run. Because parts are independent files, a killed run resumes with the
+first missing part, shards of one run (``--shard i/n``, or one per ``torchrun`` rank) write
+disjoint parts of the same directory, and a part that fails its digest (truncated, edited) is
+recomputed rather than used. The digest covers the part's
 place too (kind, run key, part index), so a part copied or moved into another part's slot or into
 another run's folder fails it as well.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
+import ast
 import json
 import numbers
 import os
@@ -27,50 +27,55 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..report import _jsonable, atomic_write, project_path
+from ..files import atomic_write, digest_arrays, digest_json, jsonable, project_path, save_npz
 
 CACHE_ROOT = "data/cache"
 _DIGEST_KEY = "__digest__"
 _PLACE_KEY = "__part__"  # where the part was written: "<kind>/<key>/<index>" (for the warning)
 
+#: Modules that do not shape cached numbers: figure and table writers (with the published numbers
+#: they print beside ours), command lines, downloads and parameter checks. Paths relative to revisal/.
+NOT_IN_CODE_VERSION = ("plotting.py", "report.py", "paper.py", "experiments/tables.py", "data/download.py",
+                       "experiments/params.py", "experiments/schema.py", "experiments/checks.py")
+
+
+def source_digest(root: str | os.PathLike) -> str:
+    """sha256 over the code of every ``.py`` file under ``root`` (``__main__.py`` and
+    :data:`NOT_IN_CODE_VERSION` left out): each file's path and its parsed syntax tree without
+    docstrings (``ast.dump``), so comments, docstrings and layout do not count, code does. The tree
+    is the running Python's, so a new Python version may give new keys."""
+    root = Path(root)
+    code = {}
+    for path in sorted(root.rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        if path.name == "__main__.py" or name in NOT_IN_CODE_VERSION:
+            continue
+        tree = ast.parse(path.read_bytes(), name)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+                first = node.body[0]
+                if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                        and isinstance(first.value.value, str):
+                    node.body = node.body[1:]
+        code[name] = ast.dump(tree)
+    return digest_json(code)
+
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """A hash of revisal's source that shapes numbers (figure/table writers, command lines and
-    parameter checks excluded)."""
-    root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        if path.name in ("plotting.py", "report.py", "__main__.py", "params.py", "schema.py", "checks.py"):
-            continue
-        h.update(str(path.relative_to(root)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+    """A hash of the code of revisal's modules that shape numbers (see :func:`source_digest`)."""
+    return source_digest(Path(__file__).resolve().parent.parent)[:16]
 
 
 def weights_checksum(model: nn.Module) -> str:
-    """sha256 over the model's state (names, shapes and values of parameters and buffers)."""
-    h = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(str(tuple(tensor.shape)).encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    """sha256 over the model's state (names, dtypes, shapes and values of parameters and buffers)."""
+    return digest_arrays(model.state_dict())[:16]
 
 
 def digest(arrays: Mapping[str, np.ndarray], place: str = "") -> str:
     """sha256 over ``place`` (what the arrays are: run and part) and every array's name, dtype,
-    shape and bytes."""
-    h = hashlib.sha256()
-    h.update(place.encode() + b"\0")
-    for name in sorted(arrays):
-        if name in (_DIGEST_KEY, _PLACE_KEY):
-            continue
-        a = np.ascontiguousarray(arrays[name])
-        h.update(name.encode())
-        h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
+    shape and bytes (the part's own digest and place entries left out)."""
+    return digest_arrays({k: v for k, v in arrays.items() if k not in (_DIGEST_KEY, _PLACE_KEY)}, place)
 
 
 class IncompleteRun(RuntimeError):
@@ -82,8 +87,8 @@ class RunCache:
 
     def __init__(self, kind: str, spec: Mapping[str, Any], root: str | os.PathLike | None = CACHE_ROOT):
         self.kind = kind
-        self.spec = {**_jsonable(spec), "code": code_version()}
-        self.key = hashlib.sha256(json.dumps({"kind": kind, **self.spec}, sort_keys=True).encode()).hexdigest()[:20]
+        self.spec = {**jsonable(spec), "code": code_version()}
+        self.key = digest_json({"kind": kind, **self.spec})[:20]
         self.enabled = root is not None
         self.path = project_path(root) / kind / self.key if self.enabled else None
         self._memory: dict[int, dict[str, np.ndarray]] = {}
@@ -128,10 +133,8 @@ class RunCache:
         if not (self.path / "spec.json").is_file():
             atomic_write(self.path / "spec.json", json.dumps({"kind": self.kind, **self.spec}, indent=2) + "\n")
         place = self.place(part)
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays, **{_DIGEST_KEY: np.array(digest(arrays, place)),
-                                              _PLACE_KEY: np.array(place)})
-        atomic_write(self._part_path(part), buf.getvalue())
+        save_npz(self._part_path(part), {**arrays, _DIGEST_KEY: np.array(digest(arrays, place)),
+                                         _PLACE_KEY: np.array(place)})
 
 
 _TORCHRUN = ("RANK", "WORLD_SIZE", "LOCAL_RANK")

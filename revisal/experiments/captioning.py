@@ -16,9 +16,10 @@ from tqdm import tqdm
 
 from ..captioning import caption_saliency, greedy_captions, mask_mass, named_objects
 from ..captioning.model import Captioner
-from ..combine import combine, layer_weights
+from ..combine import combine, normalize_maps
 from ..data.testbed import TestbedSplit
-from ..models.zoo import TESTBED_NORMALIZE
+from ..data.transforms import TESTBED_NORMALIZE
+from ..layer_weights import layer_weights
 
 
 def explain_captions(captioner: Captioner, images: Tensor, layers: Sequence[str], method: str = "selective_normgrad",
@@ -55,8 +56,6 @@ def mass_check(captioner: Captioner, split: TestbedSplit, indices: Sequence[int]
     ``"exact"`` (the generated caption equals the reference, so "named" is exactly the objects the
     reference names) and ``"indices"``.
     """
-    from ..combine import normalize_maps
-
     if not indices:
         raise ValueError("indices: no scenes to check")
     dev = next(captioner.parameters()).device

@@ -19,8 +19,8 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from ..files import project_path
 from ..models import LOADERS, skeleton
-from ..report import project_path
 
 #: Datasets a pointing source or an image set can come from, and the classes each one labels.
 POINTING_DATASETS = ("testbed", "voc07", "coco14")
@@ -227,10 +227,9 @@ def dataset_classes(dataset: str) -> list[str]:
     """The classes a dataset labels (what a model must predict to be scored on it)."""
     from ..data import labels
     from ..data.render import CLASSES
-    from ..models.zoo import IMAGENET_CLASSES
 
     return list({"testbed": CLASSES, "voc07": labels.VOC_CLASSES, "coco14": labels.COCO_CLASSES,
-                 "imagenet": IMAGENET_CLASSES}[dataset])
+                 "imagenet": labels.IMAGENET_CLASSES}[dataset])
 
 
 def fits_dataset(model: str, dataset: str, name: str) -> str:

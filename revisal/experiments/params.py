@@ -34,7 +34,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from ..report import atomic_write, project_path
+from ..files import atomic_write, project_path
 from . import checks
 from .schema import REQUIRED_METHODS, SPEC
 

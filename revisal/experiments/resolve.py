@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 
 from ..data import testbed
+from ..files import project_path
 from ..models import ZooModel, load
-from ..report import project_path
 from .setup import detection_source, testbed_source, weight_sample
 
 Params = Mapping[str, Any]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
 
+from ..files import project_path
 from ..models import LOADERS
-from ..report import project_path
 from . import checks
 
 #: Models with per-epoch checkpoints to train (meta-saliency dynamics, notebook 04).

@@ -1,20 +1,7 @@
 """Models with their preprocessing, class names and layer presets: ``revisal.models.load(name)``."""
 
-from .zoo import (
-    IMAGENET_CLASSES,
-    IMAGENET_NORMALIZE,
-    LAYER_PRESETS,
-    LOADERS,
-    TF_LITE_NORMALIZE,
-    Normalize,
-    ZooModel,
-    efficientnet_lite0,
-    load,
-    load_by_position,
-    skeleton,
-)
+from .presets import LAYER_PRESETS, PRESETS, Preset
+from .zoo import LOADERS, ZooModel, efficientnet_lite0, load, load_by_position, skeleton
 
-__all__ = [
-    "IMAGENET_CLASSES", "IMAGENET_NORMALIZE", "LAYER_PRESETS", "LOADERS", "TF_LITE_NORMALIZE",
-    "Normalize", "ZooModel", "efficientnet_lite0", "load", "load_by_position", "skeleton",
-]
+__all__ = ["LAYER_PRESETS", "LOADERS", "PRESETS", "Preset", "ZooModel", "efficientnet_lite0", "load",
+           "load_by_position", "skeleton"]

@@ -9,7 +9,7 @@ TorchRay. Loading them into torchvision's architectures needs the Caffe conventi
 * ResNet50: ``conv1`` has a bias; the stem max-pool has no padding and rounds up; the stride-2 of
   each stage's first block sits on its 1×1 ``conv1`` rather than on the 3×3 ``conv2``; each Caffe
   BatchNorm is two modules (statistics ``bnK.0``, affine ``bnK.1``), likewise in ``downsample.1``.
-* Input: RGB pixels in 0..255 minus the per-channel mean (:data:`CAFFE_NORMALIZE`).
+* Input: RGB pixels in 0..255 minus the per-channel mean (:data:`revisal.data.transforms.CAFFE_NORMALIZE`).
 
 Checkpoints are not downloaded by this module: a missing file raises an error with the exact
 command, and a present file is verified against the sha256 prefix in its published name.
@@ -17,7 +17,6 @@ command, and a present file is verified against the sha256 prefix in its publish
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -25,8 +24,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from ..report import project_path
-from .zoo import Normalize
+from ..files import digest_file, project_path
 
 BASE_URL = "https://dl.fbaipublicfiles.com/torchray/"
 #: (arch, dataset) → published file name; the suffix is the sha256 prefix of the file.
@@ -38,8 +36,6 @@ CHECKPOINTS = {
 }
 NUM_CLASSES = {"voc": 20, "coco": 80}
 CHECKPOINT_DIR = "data/checkpoints/torchray"
-# Caffe preprocessing: RGB in 0..255 minus the ImageNet mean (BGR means 103.939, 116.779, 123.68).
-CAFFE_NORMALIZE = Normalize((123.68 / 255, 116.779 / 255, 103.939 / 255), (1 / 255,) * 3)
 
 
 def checkpoint_path(arch: str, dataset: str, folder: str | Path = CHECKPOINT_DIR) -> Path:
@@ -58,7 +54,7 @@ def verify_checkpoint(path: Path) -> None:
         )
     match = re.search(r"-([0-9a-f]{8,})\.", path.name)
     if match:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = digest_file(path)
         if not digest.startswith(match.group(1)):
             raise RuntimeError(f"{path}: sha256 {digest[:12]}… does not match {match.group(1)}; delete it and download again")
 

@@ -16,13 +16,6 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
 
-#: Depths the mini-profile figures walk through, shallow → deep ("" = the input).
-MINI_LAYERS = {
-    "mini_vgg": ("", "features.3", "features.8", "features.13", "features.18"),  # 64², 32², 16², 8², 4²
-    "mini_resnet": ("", "layer1", "layer2", "layer3", "layer4"),  # 64², 32², 16², 8², 4²
-}
-
-
 class MiniVGG(nn.Module):
     """Four stages of two 3×3 conv + ReLU (16-32-64-128 channels; the first conv has stride 2) with
     max-pooling between stages, then max-pool, flatten and a two-layer classifier.

