@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import timm
 import torch
 import torchvision
 from conftest import TINY_CONVS, TINY_LAYERS
@@ -90,7 +91,6 @@ def test_named_methods_on_torchvision(architectures, arch):
 @pytest.mark.slow
 def test_named_methods_on_efficientnet_lite0():
     """timm's EfficientNet-Lite0: depthwise stride-2 convs, ReLU6 inside BatchNormAct2d."""
-    timm = pytest.importorskip("timm")
     torch.manual_seed(0)
     model = timm.create_model("efficientnet_lite0").eval().double()
     x = torch.randn(2, 3, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(3))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import papermill
 import pytest
 import torch
 import yaml
@@ -58,7 +59,6 @@ def paper_fake(tmp_path_factory) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
 def test_paper_profile_notebooks_run_on_fakes(paper_fake, notebook, tmp_path):
-    papermill = pytest.importorskip("papermill")
     papermill.execute_notebook(str(ROOT / "notebooks" / notebook), str(tmp_path / notebook), parameters=paper_fake,
                                kernel_name="python3", cwd=str(ROOT), progress_bar=False)
 
