@@ -128,8 +128,9 @@ def dry_run(target: str, tmp_path: Path) -> list[str]:
     make = shutil.which("make")
     if make is None:
         pytest.skip("make is not installed (the project's entry points need it)")
-    out = subprocess.run([make, "-n", target, f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under `make test`
+    out = subprocess.run([make, "-n", "--no-print-directory", target, f"VENV={tmp_path / 'venv'}"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
     return out.splitlines()
 
 
