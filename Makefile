@@ -1,20 +1,26 @@
 # revisal: the only entry points a user needs.
 #   make figures            run every notebook with configs/$(PROFILE).yaml (default: mini)
 #   make test               pytest + the notebooks under nbval on configs/smoke.yaml
+#   make install            the library and the notebook tools only (what `make figures` needs)
 #   make figures PROFILE=paper DEVICE=cuda      (after `make data`)
 #   make -j2 figures        notebooks in parallel (caches are written atomically)
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
-.PHONY: install figures test clean models data data-voc data-coco data-models
+.PHONY: install install-test figures test clean models data data-voc data-coco data-models
 
 PROFILE ?= mini
 DEVICE ?= cpu
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
-# These two install offline on the project's machines (pip takes them from local disk).
+# Two install steps, each with its stamp: the runtime (the library and the notebook tools) for
+# `make figures`, then the test extras (pytest, nbval and the test-only oracles) for `make test`.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+TEST_STAMP := $(VENV)/.installed-test
+# These two install offline on the project's machines (pip takes them from local disk). Every pip
+# call names them: without the pin, resolving an extra may pull another multi-GB torch.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+PIP_INSTALL := $(PY) -m pip install --quiet
 # Mini-profile figures go to figures/ (the README gallery), other profiles to figures/<profile>/.
 FIGDIR := $(if $(filter mini,$(PROFILE)),figures,figures/$(PROFILE))
 
@@ -35,13 +41,19 @@ OUT_06 := fig14_captioning.png fig14b_caption_words.png table_caption_quality.md
 STAGES := 00 01 02 03 04 05 06
 OUTPUTS := $(foreach n,$(STAGES),$(addprefix $(FIGDIR)/,$(OUT_$(n))))
 
-install: $(STAMP)
+install: $(RUNTIME_STAMP)
+install-test: $(TEST_STAMP)
 
-$(STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet $(TORCH_PINS)
-	$(PY) -m pip install --quiet -e '.[notebooks,test]' $(TORCH_PINS)
+	$(PIP_INSTALL) $(TORCH_PINS)
+	$(PIP_INSTALL) -e '.[notebooks]' $(TORCH_PINS)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (revisal)" >/dev/null
+	touch $@
+
+# Depends on the runtime stamp, hence on pyproject.toml too.
+$(TEST_STAMP): $(RUNTIME_STAMP)
+	$(PIP_INSTALL) -e '.[notebooks,test]' $(TORCH_PINS)
 	touch $@
 
 figures: $(OUTPUTS)
@@ -58,12 +70,12 @@ PARAMS := build/params/$(PROFILE)
 .PHONY: FORCE
 FORCE:
 .PRECIOUS: build/params/%.yaml build/smoke/params/%.yaml
-$(PARAMS)/.checked: FORCE $(STAMP)
+$(PARAMS)/.checked: FORCE $(RUNTIME_STAMP)
 	$(PY) -m revisal.experiments.params configs/$(PROFILE).yaml $(NOTEBOOKS) \
 		--set device=$(DEVICE) --set figures_dir=$(FIGDIR) -o $(@D)
 $(PARAMS)/%.yaml: $(PARAMS)/.checked ;
 
-build/executed/$(PROFILE)/%.ipynb: notebooks/%.ipynb $(PARAMS)/%.yaml $(LIBRARY) $(STAMP)
+build/executed/$(PROFILE)/%.ipynb: notebooks/%.ipynb $(PARAMS)/%.yaml $(LIBRARY) $(RUNTIME_STAMP)
 	@mkdir -p $(@D)
 	$(JOB_THREADS) $(PY) -m papermill $< $@ -f $(PARAMS)/$*.yaml \
 		-k python3 --cwd . --progress-bar --log-output --log-level WARNING
@@ -75,31 +87,32 @@ $(addprefix $(FIGDIR)/,$(OUT_$(1))): $(filter build/executed/$(PROFILE)/$(1)_%,$
 endef
 $(foreach n,$(STAGES),$(eval $(call outputs_of,$(n))))
 
-build/smoke/params/.checked: FORCE $(STAMP)
+build/smoke/params/.checked: FORCE $(RUNTIME_STAMP)
 	$(PY) -m revisal.experiments.params configs/smoke.yaml $(NOTEBOOKS) --set figures_dir=build/smoke/figures -o $(@D)
 build/smoke/params/%.yaml: build/smoke/params/.checked ;
 
-build/smoke/%.ipynb: notebooks/%.ipynb build/smoke/params/%.yaml $(STAMP)
+# Order-only on the test stamp: under `make -jN test` papermill does not run while pip installs.
+build/smoke/%.ipynb: notebooks/%.ipynb build/smoke/params/%.yaml $(RUNTIME_STAMP) | $(TEST_STAMP)
 	@mkdir -p $(@D)
 	$(PY) -m papermill --prepare-only $< $@ -f build/smoke/params/$*.yaml -k python3 --log-level WARNING
 
-test: $(STAMP) $(SMOKE)
+test: $(TEST_STAMP) $(SMOKE)
 	$(PY) -m pytest tests $(SMOKE) --nbval-lax --nbval-current-env -p no:cacheprovider
 
 # Retrain the mini models (≈ 8 min on 2 cores) and the captioner (≈ 3 min) into data/models/; the
 # shipped weights in revisal/weights/ are what `make figures` uses, so this only reproduces them.
-models: $(STAMP)
+models: $(RUNTIME_STAMP)
 	$(PY) -m revisal.train --model mini_vgg mini_resnet
 	$(PY) -m revisal.captioning
 
 # Paper profile: datasets and TorchRay checkpoints (nothing else ever downloads).
 data: data-voc data-coco data-models
 	$(PY) -m revisal.data.download imagenet
-data-voc: $(STAMP)
+data-voc: $(RUNTIME_STAMP)
 	$(PY) -m revisal.data.download voc
-data-coco: $(STAMP)
+data-coco: $(RUNTIME_STAMP)
 	$(PY) -m revisal.data.download coco
-data-models: $(STAMP)
+data-models: $(RUNTIME_STAMP)
 	$(PY) -m revisal.data.download models
 
 clean:

@@ -1,16 +1,46 @@
-"""Shared fixtures: small random CNNs that exercise every convolution geometry."""
+"""Shared fixtures: small random CNNs that exercise every convolution geometry, a VGG16 with a narrow
+head for float64 oracle tests; ``oracle()``, which imports a test-only oracle; a switch that emulates
+another CPU."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).parent))  # the oracle helper module
+sys.path.insert(0, str(Path(__file__).parent))  # the helper modules next to this file
+
+from oracle_imports import ORACLES, in_ci, oracle  # noqa: E402, F401  (tests import them from here)
+
+# Emulating another CPU: REVISAL_TEST_NO_MKLDNN=1 sends convolutions through ATen's own kernels
+# instead of oneDNN (together with ATEN_CPU_CAPABILITY=default|avx2|avx512, ONEDNN_MAX_CPU_ISA and
+# OMP_NUM_THREADS this changes float32 rounding the way another machine would).
+if os.environ.get("REVISAL_TEST_NO_MKLDNN", "") not in ("", "0"):
+    torch.backends.mkldnn.enabled = False
+
+
+def vgg16_narrow_head(width: int = 512) -> nn.Module:
+    """torchvision's VGG16, random init, with ``width``-wide hidden classifier layers instead of 4096.
+
+    Same 13 convolutions, 5 max-pools, adaptive pooling and module names (``classifier.0`` … ``.6``),
+    1000 classes. In float64 (the oracle tests) a pass through the 4096-wide head's 120M weights
+    costs more than the whole convolutional part at 32 px, and no rule or formula depends on a
+    layer's width. Initialised as torchvision initialises its Linear layers.
+    """
+    model = torchvision.models.vgg16()
+    model.classifier[0] = nn.Linear(512 * 7 * 7, width)
+    model.classifier[3] = nn.Linear(width, width)
+    model.classifier[6] = nn.Linear(width, 1000)
+    for i in (0, 3, 6):
+        nn.init.normal_(model.classifier[i].weight, 0, 0.01)
+        nn.init.constant_(model.classifier[i].bias, 0)
+    return model
 
 
 class TinyNet(nn.Module):

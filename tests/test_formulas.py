@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import timm
 import torch
 import torchvision
-from conftest import TINY_CONVS, TINY_LAYERS
+from conftest import TINY_CONVS, TINY_LAYERS, vgg16_narrow_head
 from oracle import AGGREGATE, identity_contributions, slow_map
 
 import revisal
@@ -43,10 +44,12 @@ def test_real_conv_site_on_tiny_net(tiny, tiny_images, layer, aggregation):
     assert_matches(ours(model, x, ids, layer, "conv", aggregation), slow_map(model, x, ids, layer, "conv", aggregation))
 
 
-# Named methods on full-size architectures (random init, small inputs, float64).
+# Named methods on full-size architectures (random init, small inputs, float64). VGG16 with a
+# 512-wide head (conftest): the slow way copies the model per (layer, site), and the 4096-wide head
+# is 90% of its weights; every layer explained here is in its convolutional part.
 NAMED = {name: (m.site, m.aggregation) for name, m in revisal.METHODS.items()}
 ARCHITECTURES = {
-    "vgg16": (lambda: torchvision.models.vgg16(), 32, ["", "features.3", "features.15", "features.29"], ["features.0", "features.28"]),
+    "vgg16": (vgg16_narrow_head, 32, ["", "features.3", "features.15", "features.29"], ["features.0", "features.28"]),
     "resnet50": (lambda: torchvision.models.resnet50(), 64, ["", "layer1", "layer2.0.bn3", "layer4"], ["conv1", "layer2.0.conv2", "layer4.0.downsample.0"]),
 }
 
@@ -90,7 +93,6 @@ def test_named_methods_on_torchvision(architectures, arch):
 @pytest.mark.slow
 def test_named_methods_on_efficientnet_lite0():
     """timm's EfficientNet-Lite0: depthwise stride-2 convs, ReLU6 inside BatchNormAct2d."""
-    timm = pytest.importorskip("timm")
     torch.manual_seed(0)
     model = timm.create_model("efficientnet_lite0").eval().double()
     x = torch.randn(2, 3, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(3))

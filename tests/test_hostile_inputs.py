@@ -155,7 +155,7 @@ def test_half_precision_maps_are_finite_and_accurate(images, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_resnet_maps_are_finite(dtype):
-    torchvision = pytest.importorskip("torchvision")
+    import torchvision
     torch.manual_seed(0)
     model = torchvision.models.resnet18(num_classes=10).eval().to(dtype)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2)).to(dtype)
@@ -534,7 +534,7 @@ class WithSpare(Net):
 
 
 def _resnet18():
-    torchvision = pytest.importorskip("torchvision")
+    import torchvision
     torch.manual_seed(0)
     return torchvision.models.resnet18(num_classes=5).eval()
 

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import oracle
 
 from revisal.activations import layer_activations
 from revisal.combine import combine, normalize_maps
@@ -40,7 +41,7 @@ def maps_with(value: float, at=(3, 3), n: int = 2, seed: int = 0) -> tuple[torch
 # --- rank correlation: NaN propagates per sample, ±Inf ranks as the extreme (scipy) ----------------
 @pytest.mark.parametrize("value", [NAN, INF, -INF])
 def test_spearman_non_finite_matches_scipy(value):
-    stats = pytest.importorskip("scipy.stats")
+    stats = oracle("scipy.stats")
     a, b = maps_with(value)
     ours = spearman(a, b, None)
     want = [stats.spearmanr(a[k].flatten().numpy(), b[k].flatten().numpy()).statistic for k in range(2)]
@@ -56,7 +57,7 @@ def test_spearman_nan_propagates_through_resizing():
 
 
 def test_rank_of_a_row_with_nan_is_nan_as_scipy():
-    stats = pytest.importorskip("scipy.stats")
+    stats = oracle("scipy.stats")
     values = torch.tensor([[1.0, NAN, 3.0, 3.0], [4.0, -INF, INF, 4.0]], dtype=torch.float64)
     want = np.stack([stats.rankdata(row) for row in values.numpy()])
     np.testing.assert_allclose(rank(values).numpy(), want, equal_nan=True)
@@ -125,7 +126,7 @@ def test_pointing_game_function_refuses_unmatched_lists():
 # --- average precision refuses what scikit-learn refuses -------------------------------------------
 @pytest.mark.parametrize("value", [NAN, INF])
 def test_average_precision_refuses_non_finite_scores(value):
-    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    sklearn_metrics = oracle("sklearn.metrics")
     scores = np.array([[0.9, 0.1], [0.2, 0.3], [0.5, 0.7]])
     labels = np.array([[1, 0], [0, 1], [1, 1]])
     scores[1, 0] = value

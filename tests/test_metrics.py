@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import oracle
 
 from revisal.data import pointing
 from revisal.metrics import average_precision, mean_average_precision
 
 
 def test_average_precision_matches_sklearn():
-    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    sklearn_metrics = oracle("sklearn.metrics")
     rng = np.random.default_rng(0)
     labels = rng.random((300, 6)) < 0.3
     scores = rng.random((300, 6)) + 0.4 * labels
@@ -28,9 +29,8 @@ def test_average_precision_edge_cases():
 
 
 def test_torchray_flag_files_are_read_when_installed():
+    oracle("torchray")  # the flag files ship with TorchRay
     flags = pointing.torchray_flags("voc07")
-    if flags is None:
-        pytest.skip("torchray not installed")
-    assert len(flags) == 4952 and all(len(v) == 20 for v in flags.values())
+    assert flags is not None and len(flags) == 4952 and all(len(v) == 20 for v in flags.values())
     with pytest.raises(ValueError, match="dataset"):
         pointing.torchray_flags("voc12")

@@ -193,7 +193,7 @@ def test_make_figures_stops_on_a_misspelt_key_before_any_notebook_runs(tmp_path)
     (tmp_path / "configs" / "typo.yaml").write_text(
         (ROOT / "configs" / "mini.yaml").read_text().replace("pointing_n:", "pointng_n:"))
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run(["make", "figures", "PROFILE=typo", f"PY={sys.executable}", "STAMP="], cwd=tmp_path,
+    out = subprocess.run(["make", "figures", "PROFILE=typo", f"PY={sys.executable}", "RUNTIME_STAMP="], cwd=tmp_path,
                          capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode != 0
     assert "pointng_n: no notebook declares this parameter" in out.stderr
@@ -205,7 +205,7 @@ def test_make_figures_stops_on_a_misspelt_key_before_any_notebook_runs(tmp_path)
 def test_notebook_with_a_bad_parameter_writes_nothing(tmp_path):
     """Notebook 03 with an unknown qualitative model used to compute the class-sensitivity study and
     write fig06 before failing."""
-    papermill = pytest.importorskip("papermill")
+    import papermill
     figures = tmp_path / "figures"
     values = params.route(ROOT / "configs" / "smoke.yaml", {
         "figures_dir": str(figures), "cache_root": str(tmp_path / "cache"), "qualitative_model": "efficientnet_lit0",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import papermill
 import pytest
 import torch
 from PIL import Image
@@ -57,7 +58,6 @@ def paper_fake(tmp_path_factory) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
 def test_paper_profile_notebooks_run_on_fakes(paper_fake, notebook, tmp_path):
-    papermill = pytest.importorskip("papermill")
     parameters = params.route(ROOT / "configs" / "paper.yaml", paper_fake, among=[notebook])[Path(notebook).stem]
     papermill.execute_notebook(str(ROOT / "notebooks" / notebook), str(tmp_path / notebook), parameters=parameters,
                                kernel_name="python3", cwd=str(ROOT), progress_bar=False)

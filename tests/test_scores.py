@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import oracle
 
 import revisal
 from revisal.combine import combine, normalize_maps
@@ -25,7 +26,7 @@ def random_case(rng, h, w, ties: bool):
 
 @pytest.mark.parametrize("ties", [False, True])
 def test_pointing_game_matches_torchray(ties):
-    tr = pytest.importorskip("torchray.benchmark.pointing_game")
+    tr = oracle("torchray.benchmark.pointing_game")
     rng = np.random.default_rng(0 if ties else 1)
     ours, theirs = PointingGame(6, tolerance=5), tr.PointingGame(6, tolerance=5)
     for k in range(300):
@@ -71,7 +72,7 @@ def test_pointing_game_function_and_difficult_subset():
 
 # --- Spearman vs scipy ----------------------------------------------------------------------------
 def test_spearman_matches_scipy_with_ties():
-    stats = pytest.importorskip("scipy.stats")
+    stats = oracle("scipy.stats")
     rng = np.random.default_rng(0)
     a = torch.from_numpy(rng.integers(0, 5, (4, 1, 9, 7)).astype(np.float64))  # many ties
     b = torch.from_numpy(rng.random((4, 1, 9, 7)) + 0.1 * a.numpy())
@@ -82,7 +83,7 @@ def test_spearman_matches_scipy_with_ties():
 
 
 def test_spearman_resizes_to_a_common_size():
-    stats = pytest.importorskip("scipy.stats")
+    stats = oracle("scipy.stats")
     a, b = torch.rand(2, 1, 7, 7, dtype=torch.float64), torch.rand(2, 1, 14, 14, dtype=torch.float64)
     up = lambda t: torch.nn.functional.interpolate(t, size=(28, 28), mode="bilinear", align_corners=False)  # noqa
     want = [stats.spearmanr(up(a)[i].flatten(), up(b)[i].flatten()).statistic for i in range(2)]

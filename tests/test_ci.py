@@ -1,0 +1,181 @@
+"""The test suite's own guarantees: a missing test oracle fails a CI run (and only skips elsewhere),
+the oracles are the declared test extra, and the install split (`make figures` installs the runtime
+only, `make test` adds the test extras, every pip call pinned) holds, also in environment.yml."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from oracle_imports import ORACLES
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    from pip._vendor import tomli as tomllib
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def requirement_names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+# --- a missing oracle ------------------------------------------------------------------------------
+PROBE_TESTS = {
+    # captum is blocked: importing it raises ImportError, as when it is not installed
+    "test_in_a_test.py": """
+        import sys, types
+        import pytest
+        sys.modules["captum"] = None
+        sys.modules["nltk"] = types.ModuleType("nltk")  # present
+        sys.path.insert(0, {tests!r})
+        from oracle_imports import oracle
+
+        def test_missing():
+            oracle("captum.attr")
+
+        def test_present():
+            assert oracle("nltk") is sys.modules["nltk"]
+
+        def test_undeclared():
+            with pytest.raises(ValueError, match="not a declared test oracle"):
+                oracle("numpy")
+        """,
+    "test_at_module_level.py": """
+        import sys
+        sys.modules["torchray"] = None
+        sys.path.insert(0, {tests!r})
+        from oracle_imports import oracle
+
+        tr = oracle("torchray.attribution")
+
+        def test_never_collected():
+            pass
+        """,
+}
+
+
+def run_probe(tmp_path: Path, ci: str | None) -> tuple[int, str]:
+    for name, text in PROBE_TESTS.items():
+        (tmp_path / name).write_text(textwrap.dedent(text.format(tests=str(TESTS))))
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")  # not the project's settings
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    if ci is not None:
+        env["CI"] = ci
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", "--continue-on-collection-errors",
+         *PROBE_TESTS], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    return out.returncode, out.stdout + out.stderr
+
+
+def test_missing_oracle_skips_outside_ci(tmp_path):
+    code, out = run_probe(tmp_path, ci=None)
+    assert code == 0, out
+    assert re.search(r"SKIPPED \[1\] .*: test oracle 'captum.attr' cannot be imported", out), out
+    assert re.search(r"SKIPPED \[1\] .*: test oracle 'torchray.attribution' cannot be imported", out), out
+    assert "2 passed, 2 skipped" in out, out
+    assert "PASSED test_in_a_test.py::test_present" in out and "PASSED test_in_a_test.py::test_undeclared" in out
+    assert "pip install -e '.[test]'" in out
+
+
+@pytest.mark.parametrize("value", ["true", "1"])
+def test_missing_oracle_fails_under_ci(tmp_path, value):
+    code, out = run_probe(tmp_path, ci=value)
+    assert code != 0, out
+    assert "FAILED test_in_a_test.py::test_missing" in out and "CI=true: test oracle 'captum.attr'" in out, out
+    assert "ERROR test_at_module_level.py" in out and "'torchray.attribution'" in out, out
+    assert "PASSED test_in_a_test.py::test_present" in out
+    assert "SKIPPED" not in out
+
+
+def test_ci_false_is_not_ci(tmp_path):
+    code, out = run_probe(tmp_path, ci="false")
+    assert code == 0 and "2 passed, 2 skipped" in out, out
+
+
+def test_oracles_are_the_declared_test_extra():
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert set(ORACLES.values()) <= requirement_names(extras["test"])
+
+
+def test_no_test_skips_silently_on_a_missing_import():
+    """Every optional import goes through conftest.oracle (a plain importorskip would skip in CI)."""
+    pattern = re.compile(r"pytest\s*\.\s*importor" + r"skip\s*\(")
+    offenders = [p.name for p in TESTS.glob("*.py") if pattern.search(p.read_text())]
+    assert not offenders, f"use conftest.oracle(...) instead of pytest.importorskip in {offenders}"
+
+
+# --- the install split -----------------------------------------------------------------------------
+def torch_pins() -> str:
+    match = re.search(r"^TORCH_PINS\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert match, "Makefile: TORCH_PINS not found"
+    return match.group(1).strip()
+
+
+def dry_run(target: str, tmp_path: Path) -> list[str]:
+    """The commands ``make -n <target>`` would run with a fresh (absent) virtual environment."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed (the project's entry points need it)")
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under `make test`
+    out = subprocess.run([make, "-n", "--no-print-directory", target, f"VENV={tmp_path / 'venv'}"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    return out.splitlines()
+
+
+def pip_installs(lines: list[str]) -> list[str]:
+    return [line for line in lines if "-m pip install" in line]
+
+
+def test_make_figures_installs_the_runtime_only(tmp_path):
+    installs = pip_installs(dry_run("figures", tmp_path))
+    assert len(installs) == 2, installs
+    assert all(line.endswith(torch_pins()) for line in installs), installs  # every step pinned
+    assert "-e '.[notebooks]'" in installs[1]
+    assert not any("test]" in line or ",test" in line for line in installs), installs
+
+
+def test_make_test_adds_the_test_extras(tmp_path):
+    lines = dry_run("test", tmp_path)
+    installs = pip_installs(lines)
+    assert len(installs) == 3, installs
+    assert all(line.endswith(torch_pins()) for line in installs), installs
+    assert "-e '.[notebooks]'" in installs[1] and "-e '.[notebooks,test]'" in installs[2]
+    # the venv is created first, pytest runs last
+    assert "-m venv" in next(line for line in lines if "venv" in line)
+    assert "-m pytest tests" in lines[-1]
+
+
+def test_environment_yml_installs_what_make_test_does():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert " ".join(r for r in pip if r.startswith(("torch==", "torchvision=="))) == torch_pins()
+    editable = next(r for r in pip if r.startswith("-e"))
+    extras = re.search(r"\[(.*)\]", editable).group(1).split(",")
+    assert set(extras) == {"notebooks", "test"} <= set(PYPROJECT["project"]["optional-dependencies"])
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    minimum = re.search(r">=\s*(\d+)\.(\d+)", PYPROJECT["project"]["requires-python"]).groups()
+    assert tuple(int(v) for v in python.split("=")[1].split(".")[:2]) >= tuple(int(v) for v in minimum)
+
+
+def test_ci_entry_points_run_make_test():
+    run = (ROOT / ".ci" / "run").read_text()
+    assert run.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in run and run.rstrip().endswith("make test")
+    assert os.access(ROOT / ".ci" / "run", os.X_OK)
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    (job,) = workflow["jobs"].values()
+    assert job["runs-on"] == "ubuntu-latest" and 0 < job["timeout-minutes"] < 90 and job["env"]["CI"] == "true"
+    setup = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python"))
+    assert setup["with"]["python-version"] == "3.11"
+    assert any(s.get("run") == ".ci/run" for s in job["steps"])
