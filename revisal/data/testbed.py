@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 
 from ..report import atomic_write, project_path
 from .render import CLASSES, COLOUR_NAMES, SceneSpec, caption, render
