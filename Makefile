@@ -1,11 +1,13 @@
 # revisal: the only entry points a user needs.
-#   make figures            run every notebook with configs/$(PROFILE).yaml (default: mini)
+#   make figures            run every notebook with configs/$(PROFILE).yaml (default: mini), then the README
+#   make figures NB=04      one notebook (NB="02 04": several)
 #   make test               pytest + the notebooks under nbval on configs/smoke.yaml
+#   make lab                the notebooks in JupyterLab, with the project's kernel
 #   make figures PROFILE=paper DEVICE=cuda      (after `make data`)
 #   make -j2 figures        notebooks in parallel (caches are written atomically)
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
-.PHONY: install figures test clean models data data-voc data-coco data-models
+.PHONY: install figures readme lab test clean models data data-voc data-coco data-models
 
 PROFILE ?= mini
 DEVICE ?= cpu
@@ -18,21 +20,27 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # Mini-profile figures go to figures/ (the README gallery), other profiles to figures/<profile>/.
 FIGDIR := $(if $(filter mini,$(PROFILE)),figures,figures/$(PROFILE))
 
-NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+ALL_NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+NB ?=
+NOTEBOOKS := $(if $(NB),$(sort $(foreach n,$(NB),$(wildcard notebooks/$(n)_*.ipynb))),$(ALL_NOTEBOOKS))
+$(if $(NB),$(if $(filter $(words $(NB)),$(words $(NOTEBOOKS))),,$(error NB=$(NB): expected notebook numbers among \
+	$(patsubst notebooks/%,%,$(ALL_NOTEBOOKS)))))
 EXECUTED := $(patsubst notebooks/%,build/executed/$(PROFILE)/%,$(NOTEBOOKS))
-SMOKE := $(patsubst notebooks/%,build/smoke/%,$(NOTEBOOKS))
+SMOKE := $(patsubst notebooks/%,build/smoke/%,$(ALL_NOTEBOOKS))
 LIBRARY := $(shell find revisal -name '*.py')
 
 # What each notebook writes (figures: .png/.pdf/.json; tables: .csv/.md/.tex/.json).
-OUT_00 := fig15_methods_by_depth.png fig04_gradcam_by_depth.png table02_methods.md
+# Every notebook ends with its verdict table, verdicts_<NN> (one row per claim).
+OUT_00 := fig15_methods_by_depth.png fig04_gradcam_by_depth.png fig04b_selectivity_by_depth.png table02_methods.md
 OUT_01 := table04_identity_trick.md
 OUT_02 := table03_pointing_game.md table05_best_layer.md table06_weighting_gains.md fig02_layer_combination.png \
           fig03_pointing_by_depth.png fig09_layer_weights.png
 OUT_03 := fig06_class_sensitivity.png fig05_class_sensitivity_examples.png
 OUT_04 := fig07_meta_class_sensitivity.png fig10_meta_dynamics.png fig11_meta_stabilisation.png fig12_meta_examples.png
-OUT_05 := fig08_randomization.png fig08b_randomization_curves.png fig13_randomization_examples.png
+OUT_05 := fig08_randomization.png fig08b_randomization_curves.png fig13_randomization_examples_1.png
 OUT_06 := fig14_captioning.png fig14b_caption_words.png table_caption_quality.md table_caption_mass.md
-STAGES := 00 01 02 03 04 05 06
+$(foreach n,00 01 02 03 04 05 06,$(eval OUT_$(n) += verdicts_$(n).md))
+STAGES := $(patsubst notebooks/%,%,$(foreach nb,$(NOTEBOOKS),$(firstword $(subst _, ,$(nb)))))
 OUTPUTS := $(foreach n,$(STAGES),$(addprefix $(FIGDIR)/,$(OUT_$(n))))
 
 install: $(STAMP)
@@ -44,7 +52,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (revisal)" >/dev/null
 	touch $@
 
+# The README's claims table, numbers and gallery are generated from the mini profile's outputs.
 figures: $(OUTPUTS)
+	$(if $(filter mini,$(PROFILE)),$(PY) -m revisal.readme)
+
+readme: $(STAMP)
+	$(PY) -m revisal.readme
+
+# JupyterLab on notebooks/ with the kernel `make install` registers ("Python 3 (revisal)"). A notebook
+# run here writes to build/scratch/ (its figures_dir default), never over figures/.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter-lab notebooks/
 
 # Under `make -jN` every kernel gets one intra-op thread, so N notebooks do not oversubscribe the
 # cores (two 2-thread kernels on 2 cores ran ~10x slower). Recursive (=): MAKEFLAGS has -jN only then.
@@ -57,7 +75,7 @@ JOB_THREADS = $(if $(filter -j%,$(MAKEFLAGS)),OMP_NUM_THREADS=1 MKL_NUM_THREADS=
 PARAMS := build/params/$(PROFILE)
 .PHONY: FORCE
 FORCE:
-.PRECIOUS: build/params/%.yaml build/smoke/params/%.yaml
+.PRECIOUS: $(PARAMS)/%.yaml build/smoke/params/%.yaml
 $(PARAMS)/.checked: FORCE $(STAMP)
 	$(PY) -m revisal.experiments.params configs/$(PROFILE).yaml $(NOTEBOOKS) \
 		--set device=$(DEVICE) --set figures_dir=$(FIGDIR) -o $(@D)

@@ -118,17 +118,21 @@ def show_map(ax, image: np.ndarray | None, heat, *, signed: bool | None = None, 
     return shown
 
 
-def map_values(rows: Mapping[str, Sequence], columns: Sequence[str]) -> list[dict[str, Any]]:
-    """The maps of a grid as plotted values: one row per map pixel, at the map's own resolution,
-    raw (before scaling), 6 significant digits."""
+def map_values(rows: Mapping[str, Sequence], columns: Sequence[str], max_side: int = 32) -> list[dict[str, Any]]:
+    """The maps of a grid as plotted values: one row per map pixel, raw (before scaling), 4
+    significant digits. A map larger than ``max_side`` on a side (one already resized to the image)
+    is area-averaged down to at most ``max_side`` × ``max_side`` so the CSV stays small."""
     out = []
     for label, maps in rows.items():
         for column, heat in zip(columns, maps):
             if heat is None:
                 continue
             heat = _array(heat)
+            if max(heat.shape) > max_side:
+                t = torch.from_numpy(np.ascontiguousarray(heat))[None, None]
+                heat = F.adaptive_avg_pool2d(t, (min(heat.shape[0], max_side), min(heat.shape[1], max_side)))[0, 0].numpy()
             for (y, x), v in np.ndenumerate(heat):
-                out.append({"row": label, "column": column, "y": y, "x": x, "value": float(f"{v:.6g}")})
+                out.append({"row": label, "column": column, "y": y, "x": x, "value": float(f"{v:.4g}")})
     return out
 
 
@@ -180,24 +184,50 @@ def grid(image: np.ndarray | None, rows: Mapping[str, Sequence], columns: Sequen
     return fig, map_values(rows, columns)
 
 
-def lines_with_bands(ax, data: Sequence[Mapping[str, Any]], *, x: str, y: str = "value", hue: str | None = None,
-                     low: str = "ci_low", high: str = "ci_high", order: Sequence | None = None,
-                     markers: bool = True, palette=None) -> None:
-    """A seaborn line per ``hue`` through ``data`` (rows: x, y, low, high, hue) with its interval
-    drawn as a band; categorical ``x`` values keep the order given (or ``order``)."""
+def _frame(data):
     import pandas as pd
+
+    return data.copy() if isinstance(data, pd.DataFrame) else pd.DataFrame(list(data))
+
+
+def lines_with_bands(ax, data, *, x: str, y: str = "value", hue: str | None = None, low: str = "ci_low",
+                     high: str = "ci_high", order: Sequence | None = None, palette=None,
+                     xlabel: str | None = None, ylabel: str | None = None) -> None:
+    """A seaborn line (with markers) per ``hue`` through ``data`` (rows or a DataFrame with x, y,
+    hue and, for the interval band, ``low``/``high``; without those columns no band is drawn).
+    Categorical ``x`` values keep the order they first appear in (or ``order``)."""
     import seaborn as sns
 
-    frame = pd.DataFrame(list(data))
+    frame = _frame(data)
     order = list(order) if order is not None else list(dict.fromkeys(frame[x]))
     frame["_pos"] = frame[x].map({v: i for i, v in enumerate(order)})
     groups = list(dict.fromkeys(frame[hue])) if hue else [None]
-    colours_ = dict(zip(groups, sns.color_palette(palette, len(groups))))
-    sns.lineplot(data=frame, x="_pos", y=y, hue=hue, hue_order=groups if hue else None, palette=colours_ if hue else None,
-                 marker="o" if markers else None, errorbar=None, ax=ax, legend="auto" if hue else False)
-    for group in groups:
-        part = frame if group is None else frame[frame[hue] == group]
-        ax.fill_between(part["_pos"], part[low], part[high], alpha=0.18, linewidth=0,
-                        color=colours_[group] if hue else None)
+    palette_ = dict(zip(groups, sns.color_palette(palette, len(groups))))
+    sns.lineplot(data=frame, x="_pos", y=y, hue=hue, hue_order=groups if hue else None,
+                 palette=palette_ if hue else None, color=None if hue else palette_[None], marker="o",
+                 errorbar=None, ax=ax, legend="auto" if hue else False)
+    if low in frame and high in frame:
+        for group in groups:
+            part = frame if group is None else frame[frame[hue] == group]
+            ax.fill_between(part["_pos"], part[low], part[high], alpha=0.2, linewidth=0, color=palette_[group])
     ax.set_xticks(range(len(order)), [str(v) for v in order])
-    ax.set_xlabel(x)
+    ax.set_xlabel(xlabel if xlabel is not None else x)
+    ax.set_ylabel(ylabel if ylabel is not None else y)
+
+
+def bars_with_intervals(ax, data, *, x: str, y: str = "value", hue: str | None = None, low: str = "ci_low",
+                        high: str = "ci_high", xlabel: str | None = None, ylabel: str | None = None) -> None:
+    """Seaborn bars of ``y`` per ``x`` (and ``hue``) with each bar's interval [low, high] as an error bar."""
+    import seaborn as sns
+
+    frame = _frame(data)
+    sns.barplot(data=frame, x=x, y=y, hue=hue, errorbar=None, ax=ax)
+    groups = list(dict.fromkeys(frame[hue])) if hue else [None]
+    for container, group in zip(ax.containers, groups):
+        part = frame if group is None else frame[frame[hue] == group]
+        centres = [p.get_x() + p.get_width() / 2 for p in container.patches]
+        values = part[y].to_numpy()
+        ax.errorbar(centres, values, yerr=[values - part[low].to_numpy(), part[high].to_numpy() - values],
+                    fmt="none", ecolor="black", elinewidth=0.9, capsize=2)
+    ax.set_xlabel(xlabel if xlabel is not None else x)
+    ax.set_ylabel(ylabel if ylabel is not None else y)

@@ -99,6 +99,14 @@ def bootstrap(statistic: Callable[..., float], *samples: Any, resamples: int = 2
     Returns:
         :class:`Interval`; ``low``/``high`` are NaN when every resample's statistic is NaN.
     """
+    return intervals(lambda *s: [statistic(*s)], *samples, resamples=resamples, level=level, seed=seed,
+                     paired=paired)[0]
+
+
+def intervals(statistic: Callable[..., Any], *samples: Any, resamples: int = 2000, level: float = 0.95,
+              seed: int = 0, paired: bool = True) -> list[Interval]:
+    """:func:`bootstrap` for a statistic that returns K numbers (e.g. one per layer, for a figure's
+    band): one :class:`Interval` per number, all from the same resamples."""
     if not callable(statistic):
         raise TypeError(f"statistic: expected a callable, got {type(statistic).__name__}")
     if not samples:
@@ -113,22 +121,23 @@ def bootstrap(statistic: Callable[..., float], *samples: Any, resamples: int = 2
         raise ValueError(f"samples: paired samples must have the same number of units, got {sizes} "
                          "(pass paired=False for independent samples)")
     rng = np.random.default_rng(seed)
-    stats = np.empty(resamples)
     with warnings.catch_warnings():  # an all-NaN resample gives NaN (ignored below), not a warning per draw
         warnings.simplefilter("ignore", RuntimeWarning)
-        value = float(statistic(*samples))
+        value = np.asarray(statistic(*samples), dtype=np.float64).reshape(-1)
+        stats = np.empty((resamples, len(value)))
         for b in range(resamples):
             if paired:
                 index = rng.integers(0, sizes[0], sizes[0])
                 drawn = [_take(s, index) for s in samples]
             else:
                 drawn = [_take(s, rng.integers(0, n, n)) for s, n in zip(samples, sizes)]
-            stats[b] = float(statistic(*drawn))
-    finite = stats[~np.isnan(stats)]
-    if not len(finite):
-        return Interval(value, math.nan, math.nan, float(level))
-    low, high = np.quantile(finite, [(1 - level) / 2, (1 + level) / 2])
-    return Interval(value, float(low), float(high), float(level))
+            stats[b] = np.asarray(statistic(*drawn), dtype=np.float64).reshape(-1)
+    out = []
+    for k in range(len(value)):
+        finite = stats[~np.isnan(stats[:, k]), k]
+        low, high = np.quantile(finite, [(1 - level) / 2, (1 + level) / 2]) if len(finite) else (math.nan, math.nan)
+        out.append(Interval(float(value[k]), float(low), float(high), float(level)))
+    return out
 
 
 def verdict(interval: Interval, threshold: float, relation: str) -> str:
@@ -191,7 +200,7 @@ class VerdictTable:
             raise ValueError(f"relation: expected one of {list(RELATIONS)}, got {relation!r}")
         interval = bootstrap(statistic, *samples, paired=paired, **self.settings)
         sizes = [len(s) for s in samples]
-        n = sizes[0] if len(set(sizes)) == 1 else " + ".join(map(str, sizes))
+        n = sizes[0] if paired else " + ".join(map(str, sizes))
         found = Claim(claim, metric, interval, relation, threshold, n, unit)
         verdict(interval, threshold, relation)  # checks the threshold
         self.claims.append(found)

@@ -127,6 +127,8 @@ def test_grid_has_a_colour_bar_per_row_values_and_plain_images_for_none():
     assert any(t.get_text() == "ρ = 0.50" for t in overlaid_b.texts)
     assert len(values) == 8 and values[3] == {"row": "a", "column": "map", "y": 1, "x": 1, "value": 3.0}
     plt.close(fig)
+    big = plotting.map_values({"r": [np.arange(64.0 * 64).reshape(64, 64)]}, ["c"], max_side=32)
+    assert len(big) == 32 * 32 and big[0]["value"] == np.arange(64.0 * 64).reshape(64, 64)[:2, :2].mean()
 
 
 def test_show_map_marks_the_maximum_and_outlines_a_mask():

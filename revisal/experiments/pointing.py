@@ -75,6 +75,10 @@ class PointingResults:
     def __len__(self) -> int:
         return self.pairs
 
+    def accuracy_table(self, subset: str = "all") -> np.ndarray:
+        """Accuracy (%) of every method (rows) and column (layers, then combinations), in one pass."""
+        return self._score(self.hits.reshape(len(self.class_ids), -1), subset).reshape(len(self.methods), -1)
+
     def accuracies(self, method: str, subset: str = "all") -> dict[str, float]:
         """Accuracy (%) of every column (layers, then combinations) of one method, in one pass."""
         scores = self._score(self.hits[:, self.methods.index(method), :], subset)
