@@ -63,10 +63,18 @@ ARCH_NAMES = {"vgg16": "VGG16", "resnet50": "ResNet50"}
 
 # --- formatting ---------------------------------------------------------------------------------------------
 def number(value: float) -> str:
-    """How the README prints a statistic: 1 decimal from 10 up, else 2 (``nan`` for NaN)."""
+    """How the README prints a statistic: 1 decimal from 10 up, 2 from 1 up, else 3 significant
+    digits (``nan`` for NaN)."""
     if value != value:
         return "nan"
-    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+def cell(text: str) -> str:
+    """Text for a Markdown table cell (a ``|`` would end the cell)."""
+    return str(text).replace("|", "\\|")
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -92,7 +100,7 @@ def claims(figures: Path) -> str:
     for path in found:
         number_ = path.stem.split("_", 1)[1]
         for row in verdicts.read(path):
-            lines.append(f"| `{stems.get(number_, number_)}` | {row['claim']} | {row['metric']} | "
+            lines.append(f"| `{stems.get(number_, number_)}` | {cell(row['claim'])} | {cell(row['metric'])} | "
                          f"{number(row['value'])} [{number(row['ci_low'])}, {number(row['ci_high'])}] | "
                          f"{row['relation']} {number(row['threshold'])} | **{row['verdict']}** |")
     return "\n".join(lines)

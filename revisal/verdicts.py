@@ -50,7 +50,7 @@ class Interval:
     level: float = 0.95
 
     def __str__(self) -> str:
-        return f"{self.value:.2f} [{self.low:.2f}, {self.high:.2f}]"
+        return f"{self.value:.3g} [{self.low:.3g}, {self.high:.3g}]"
 
 
 def _count(value: Any, name: str, minimum: int) -> int:
@@ -228,7 +228,7 @@ class VerdictTable:
         from .report import save_table
 
         return save_table(self.rows(), f"verdicts_{self.notebook}", out_dir=out_dir, profile=profile,
-                          parameters=parameters, seed=seed, extra={"bootstrap": self.settings})
+                          parameters=parameters, seed=seed, digits=3, extra={"bootstrap": self.settings})
 
 
 def read(path) -> list[dict[str, Any]]:

@@ -49,7 +49,8 @@ def paper_fake(tmp_path_factory) -> dict:
         data_root=str(tmp / "voc"), checkpoint_dir=str(checkpoints), verify_checkpoints=False,
         imagenet_root=str(tmp / "imagenet"), imagenet_pretrained=False, input_size=64, image_size=64,
         identity_n=3, sensitivity_n=3, randomization_n=2, weight_images=3, batch_size=4, dynamics_n=3,
-        photos=["chelsea"], qualitative_blocks=["classifier.6"],
+        photos=["chelsea"], qualitative_blocks=["classifier.6"], bootstrap_resamples=100,
+        selectivity_photos=["chelsea", "coffee"],
         randomization_blocks=["classifier.6"], caption_n=24, caption_examples=2,
         train={"train_size": 64, "val_size": 32, "test_size": 32, "epochs": 2, "out": str(tmp / "models")},
     )

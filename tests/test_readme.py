@@ -40,11 +40,13 @@ def test_readme_claims_match_the_verdict_tables():
     expected = [row for path in sorted(FIGURES.glob("verdicts_*.csv")) for row in verdicts.read(path)]
     assert len(rows) == len(expected) > 0
     for line, row in zip(rows, expected):
-        cells = [c.strip() for c in line.strip("|").split(" | ")]
-        assert cells[1] == row["claim"]
+        cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+        assert cells[1] == row["claim"] and cells[2] == row["metric"]
         value, low, high = map(float, re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cells[3]).groups())
         for shown, exact in ((value, row["value"]), (low, row["ci_low"]), (high, row["ci_high"])):
-            assert shown == pytest.approx(exact, abs=0.051 if abs(exact) >= 10 else 0.0051)
+            # 1 decimal from 10 up, 2 from 1 up, else 3 significant digits
+            assert shown == pytest.approx(exact, abs=0.051 if abs(exact) >= 10 else 0.0051 if abs(exact) >= 1 else
+                                          0.0051 * abs(exact) + 1e-12)
         assert cells[5] == f"**{row['verdict']}**"
 
 

@@ -157,3 +157,21 @@ def test_pointing_results_resample_by_pairs():
     got = bootstrap(lambda r: r.best_combination("a")[1] - r.best_single("a")[1], res, resamples=200)
     assert got.value == pytest.approx(res.best_combination("a")[1] - res.best_single("a")[1])
     assert got.low <= got.value <= got.high
+
+
+def test_selected_pointing_results_score_as_the_full_ones():
+    res = _results()
+    small = res.select(["b"], ["l2", "+uniform"])
+    assert small.layers == ["l2"] and small.hits.shape == (res.pairs, 1, 2)
+    for subset in ("all", "difficult"):
+        assert small.accuracy("b", "+uniform", subset) == res.accuracy("b", "+uniform", subset)
+        assert small.best_single("b", subset) == ("l2", res.accuracy("b", "l2", subset))
+
+
+def test_a_resample_without_difficult_pairs_scores_zero_as_the_pointing_game():
+    """A bootstrap resample of a small detection set can hold no difficult pair (the paper profile's
+    fakes did): every class then has no pair, which TorchRay's PointingGame scores 0."""
+    res = _results()
+    easy = res.take(np.flatnonzero(~res.difficult)[:5])
+    assert easy.accuracy("a", "l1", "difficult") == 100 * PointingGame(res.num_classes, res.tolerance).accuracy == 0.0
+    assert easy.accuracy_table("difficult").shape == (2, 3) and not easy.accuracy_table("difficult").any()

@@ -60,9 +60,10 @@ class PointingResults:
         keep = self.difficult if subset == "difficult" else np.ones(len(self.class_ids), dtype=bool)
         classes = self.class_ids[keep]
         pairs = np.bincount(classes, minlength=self.num_classes)
-        h = np.asarray(hits)[keep].reshape(len(classes), -1).astype(np.float64)
-        per_class = np.zeros((self.num_classes, h.shape[1]))
-        np.add.at(per_class, classes, h)
+        h = np.asarray(hits).reshape(len(self.class_ids), -1)[keep].astype(np.float64)  # [kept pairs, columns]
+        onehot = np.zeros((self.num_classes, len(classes)))
+        onehot[classes, np.arange(len(classes))] = 1
+        per_class = onehot @ h  # hits per class and column
         accuracy = 100 * (per_class / np.maximum(pairs, 1)[:, None]).mean(0)
         return float(accuracy[0]) if np.ndim(hits) == 1 else accuracy
 
@@ -74,6 +75,14 @@ class PointingResults:
 
     def __len__(self) -> int:
         return self.pairs
+
+    def select(self, methods: Sequence[str] | None = None, columns: Sequence[str] | None = None) -> "PointingResults":
+        """The results of some methods and columns only (a smaller sample to bootstrap); the layers
+        kept are the selected columns that are layers."""
+        methods = list(self.methods if methods is None else methods)
+        columns = list(self.columns if columns is None else columns)
+        hits = self.hits[:, [self.methods.index(m) for m in methods]][:, :, [self.columns.index(c) for c in columns]]
+        return replace(self, methods=methods, columns=columns, layers=[c for c in columns if c in self.layers], hits=hits)
 
     def accuracy_table(self, subset: str = "all") -> np.ndarray:
         """Accuracy (%) of every method (rows) and column (layers, then combinations), in one pass."""
