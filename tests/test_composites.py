@@ -50,3 +50,15 @@ def test_a_class_blind_map_scores_one_half_on_average():
     assert share.mean() == pytest.approx(0.5, abs=1e-9)
     with pytest.raises(ValueError, match="at least two distinct photos"):
         experiments.side_by_side_selectivity(zoo, ["chelsea", "chelsea"], ["normgrad"], ["features.1"])
+
+
+def test_your_own_image_file_is_a_one_photo_batch(tmp_path, recwarn):
+    from PIL import Image
+
+    Image.fromarray(data.photo("coffee")).save(tmp_path / "mine.png")
+    batch = data.image_file(tmp_path / "mine.png", size=48)
+    assert batch.names == ["mine"] and batch.pixels.shape == (1, 3, 48, 48)
+    np.testing.assert_array_equal(batch.pixels[0], data.to_pixels(data.photo("coffee"), 48))
+    assert not [w for w in recwarn if "not writable" in str(w.message)]
+    with pytest.raises(ValueError, match="is not a file"):
+        data.image_file(tmp_path / "missing.png")

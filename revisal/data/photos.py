@@ -110,5 +110,5 @@ def image_file(path, size: int = 224) -> Photos:
     if not path.is_file():
         raise ValueError(f"path: {path} is not a file")
     with Image.open(path) as image:
-        pixels = to_pixels(np.asarray(image.convert("RGB")), size)
+        pixels = to_pixels(np.array(image.convert("RGB")), size)  # a writable copy for torch
     return Photos(pixels[None], [path.stem])
