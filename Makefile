@@ -1,12 +1,14 @@
 # revisal: the only entry points a user needs.
-#   make figures            run every notebook with configs/$(PROFILE).yaml (default: mini)
+#   make figures            run every notebook with configs/$(PROFILE).yaml (default: mini), then the README
+#   make figures NB=04      one notebook (NB="02 04": several)
 #   make test               pytest + the notebooks under nbval on configs/smoke.yaml
 #   make install            the library and the notebook tools only (what `make figures` needs)
+#   make lab                the notebooks in JupyterLab, with the project's kernel
 #   make figures PROFILE=paper DEVICE=cuda      (after `make data`)
 #   make -j2 figures        notebooks in parallel (caches are written atomically)
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
-.PHONY: install install-test figures test clean models data data-voc data-coco data-models
+.PHONY: install install-test figures readme lab test clean models data data-voc data-coco data-models
 
 PROFILE ?= mini
 DEVICE ?= cpu
@@ -24,21 +26,27 @@ PIP_INSTALL := $(PY) -m pip install --quiet
 # Mini-profile figures go to figures/ (the README gallery), other profiles to figures/<profile>/.
 FIGDIR := $(if $(filter mini,$(PROFILE)),figures,figures/$(PROFILE))
 
-NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+ALL_NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+NB ?=
+NOTEBOOKS := $(if $(NB),$(sort $(foreach n,$(NB),$(wildcard notebooks/$(n)_*.ipynb))),$(ALL_NOTEBOOKS))
+$(if $(NB),$(if $(filter $(words $(NB)),$(words $(NOTEBOOKS))),,$(error NB=$(NB): expected notebook numbers among \
+	$(patsubst notebooks/%,%,$(ALL_NOTEBOOKS)))))
 EXECUTED := $(patsubst notebooks/%,build/executed/$(PROFILE)/%,$(NOTEBOOKS))
-SMOKE := $(patsubst notebooks/%,build/smoke/%,$(NOTEBOOKS))
+SMOKE := $(patsubst notebooks/%,build/smoke/%,$(ALL_NOTEBOOKS))
 LIBRARY := $(shell find revisal -name '*.py')
 
 # What each notebook writes (figures: .png/.pdf/.json; tables: .csv/.md/.tex/.json).
-OUT_00 := fig15_methods_by_depth.png fig04_gradcam_by_depth.png table02_methods.md
+# Every notebook ends with its verdict table, verdicts_<NN> (one row per claim).
+OUT_00 := fig15_methods_by_depth.png fig04_gradcam_by_depth.png fig04b_selectivity_by_depth.png table02_methods.md
 OUT_01 := table04_identity_trick.md
 OUT_02 := table03_pointing_game.md table05_best_layer.md table06_weighting_gains.md fig02_layer_combination.png \
           fig03_pointing_by_depth.png fig09_layer_weights.png
 OUT_03 := fig06_class_sensitivity.png fig05_class_sensitivity_examples.png
 OUT_04 := fig07_meta_class_sensitivity.png fig10_meta_dynamics.png fig11_meta_stabilisation.png fig12_meta_examples.png
-OUT_05 := fig08_randomization.png fig08b_randomization_curves.png fig13_randomization_examples.png
+OUT_05 := fig08_randomization.png fig08b_randomization_curves.png fig13_randomization_examples_1.png
 OUT_06 := fig14_captioning.png fig14b_caption_words.png table_caption_quality.md table_caption_mass.md
-STAGES := 00 01 02 03 04 05 06
+$(foreach n,00 01 02 03 04 05 06,$(eval OUT_$(n) += verdicts_$(n).md))
+STAGES := $(patsubst notebooks/%,%,$(foreach nb,$(NOTEBOOKS),$(firstword $(subst _, ,$(nb)))))
 OUTPUTS := $(foreach n,$(STAGES),$(addprefix $(FIGDIR)/,$(OUT_$(n))))
 
 install: $(RUNTIME_STAMP)
@@ -56,7 +64,17 @@ $(TEST_STAMP): $(RUNTIME_STAMP)
 	$(PIP_INSTALL) -e '.[notebooks,test]' $(TORCH_PINS)
 	touch $@
 
+# The README's claims table, numbers and gallery are generated from the mini profile's outputs.
 figures: $(OUTPUTS)
+	$(if $(filter mini,$(PROFILE)),$(PY) -m revisal.readme)
+
+readme: $(RUNTIME_STAMP)
+	$(PY) -m revisal.readme
+
+# JupyterLab on notebooks/ with the kernel `make install` registers ("Python 3 (revisal)"). A notebook
+# run here writes to build/scratch/ (its figures_dir default), never over figures/.
+lab: $(RUNTIME_STAMP)
+	$(VENV)/bin/jupyter-lab notebooks/
 
 # Under `make -jN` every kernel gets one intra-op thread, so N notebooks do not oversubscribe the
 # cores (two 2-thread kernels on 2 cores ran ~10x slower). Recursive (=): MAKEFLAGS has -jN only then.
@@ -69,7 +87,7 @@ JOB_THREADS = $(if $(filter -j%,$(MAKEFLAGS)),OMP_NUM_THREADS=1 MKL_NUM_THREADS=
 PARAMS := build/params/$(PROFILE)
 .PHONY: FORCE
 FORCE:
-.PRECIOUS: build/params/%.yaml build/smoke/params/%.yaml
+.PRECIOUS: $(PARAMS)/%.yaml build/smoke/params/%.yaml
 $(PARAMS)/.checked: FORCE $(RUNTIME_STAMP)
 	$(PY) -m revisal.experiments.params configs/$(PROFILE).yaml $(NOTEBOOKS) \
 		--set device=$(DEVICE) --set figures_dir=$(FIGDIR) -o $(@D)
@@ -88,7 +106,7 @@ endef
 $(foreach n,$(STAGES),$(eval $(call outputs_of,$(n))))
 
 build/smoke/params/.checked: FORCE $(RUNTIME_STAMP)
-	$(PY) -m revisal.experiments.params configs/smoke.yaml $(NOTEBOOKS) --set figures_dir=build/smoke/figures -o $(@D)
+	$(PY) -m revisal.experiments.params configs/smoke.yaml $(ALL_NOTEBOOKS) --set figures_dir=build/smoke/figures -o $(@D)
 build/smoke/params/%.yaml: build/smoke/params/.checked ;
 
 # Order-only on the test stamp: under `make -jN test` papermill does not run while pip installs.

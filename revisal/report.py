@@ -55,8 +55,13 @@ def write_sidecar(path: Path, *, kind: str, files: list[Path], profile: str, par
 
 
 def save_figure(fig, name: str, *, out_dir: str | os.PathLike = "figures", profile: str,
-                parameters: Mapping[str, Any], seed: int | None = None, dpi: int = 100) -> list[Path]:
-    """Save a matplotlib figure as ``<name>.pdf`` and ``<name>.png`` plus ``<name>.json``."""
+                parameters: Mapping[str, Any], seed: int | None = None, dpi: int = 150,
+                values: Sequence[Mapping[str, Any]] | Any | None = None) -> list[Path]:
+    """Save a matplotlib figure as ``<name>.pdf`` and ``<name>.png`` (``dpi`` ≥ 150) plus
+    ``<name>.json``; ``values``, the plotted numbers (same-keyed rows, or a pandas DataFrame), go to
+    ``<name>.csv`` beside them, so a figure can be re-plotted or checked without re-running."""
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 150:
+        raise ValueError(f"dpi: expected an int ≥ 150 (maps must stay readable), got {dpi!r}")
     out = project_path(out_dir)
     files = []
     for ext, meta in (("pdf", {"CreationDate": None}), ("png", {"Software": None})):
@@ -64,9 +69,17 @@ def save_figure(fig, name: str, *, out_dir: str | os.PathLike = "figures", profi
         fig.savefig(buf, format=ext, dpi=dpi, bbox_inches="tight", metadata=meta, facecolor="white")
         raw = _png_rgb(buf.getvalue()) if ext == "png" else buf.getvalue()
         files.append(atomic_write(out / f"{name}.{ext}", raw))
+    if values is not None:
+        files.append(atomic_write(out / f"{name}.csv", _values_csv(values)))
     files.append(write_sidecar(out / f"{name}.json", kind="figure", files=files, profile=profile,
                                parameters=parameters, seed=seed))
     return files
+
+
+def _values_csv(values) -> str:
+    if hasattr(values, "to_csv"):  # a pandas DataFrame
+        return values.to_csv(index=False, lineterminator="\n")
+    return table_text(values)["csv"]
 
 
 def _cell(value: Any, digits: int) -> str:
@@ -103,10 +116,11 @@ def table_text(rows: Sequence[Mapping[str, Any]], digits: int = 2) -> dict[str, 
 
 
 def save_table(rows: Sequence[Mapping[str, Any]], name: str, *, out_dir: str | os.PathLike = "figures",
-               profile: str, parameters: Mapping[str, Any], seed: int | None = None, digits: int = 2) -> list[Path]:
-    """Save ``rows`` as ``<name>.csv``, ``.md``, ``.tex`` plus ``<name>.json``."""
+               profile: str, parameters: Mapping[str, Any], seed: int | None = None, digits: int = 2,
+               extra: Mapping[str, Any] | None = None) -> list[Path]:
+    """Save ``rows`` as ``<name>.csv``, ``.md``, ``.tex`` plus ``<name>.json`` (with ``extra`` in it)."""
     out = project_path(out_dir)
     files = [atomic_write(out / f"{name}.{ext}", text) for ext, text in table_text(rows, digits).items()]
     files.append(write_sidecar(out / f"{name}.json", kind="table", files=files, profile=profile,
-                               parameters=parameters, seed=seed))
+                               parameters=parameters, seed=seed, extra=extra))
     return files

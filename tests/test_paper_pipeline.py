@@ -22,13 +22,14 @@ from revisal.experiments import params
 from revisal.models.caffe import CHECKPOINTS
 
 ROOT = Path(__file__).resolve().parent.parent
-EXPECTED = ["fig15_methods_by_depth.png", "fig04_gradcam_by_depth.png", "table04_identity_trick.md",
+EXPECTED = ["fig15_methods_by_depth.png", "fig04_gradcam_by_depth.png", "fig04b_selectivity_by_depth.png",
+            "table04_identity_trick.md",
             "table03_pointing_game.md", "table05_best_layer.md", "table06_weighting_gains.md",
             "fig02_layer_combination.png", "fig03_pointing_by_depth.png", "fig09_layer_weights.png",
             "fig06_class_sensitivity.png", "fig05_class_sensitivity_examples.png", "fig07_meta_class_sensitivity.png",
             "fig10_meta_dynamics.png", "fig11_meta_stabilisation.png", "fig12_meta_examples.png",
-            "fig08_randomization.png", "fig08b_randomization_curves.png", "fig13_randomization_examples.png",
-            "fig14_captioning.png", "table_caption_mass.md"]
+            "fig08_randomization.png", "fig08b_randomization_curves.png", "fig13_randomization_examples_1.png",
+            "fig14_captioning.png", "table_caption_mass.md", *[f"verdicts_0{n}.md" for n in range(7)]]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,8 @@ def paper_fake(tmp_path_factory) -> dict:
         data_root=str(tmp / "voc"), checkpoint_dir=str(checkpoints), verify_checkpoints=False,
         imagenet_root=str(tmp / "imagenet"), imagenet_pretrained=False, input_size=64, image_size=64,
         identity_n=3, sensitivity_n=3, randomization_n=2, weight_images=3, batch_size=4, dynamics_n=3,
-        photos=["chelsea"], qualitative_blocks=["classifier.6"],
+        photos=["chelsea"], qualitative_blocks=["classifier.6"], bootstrap_resamples=100,
+        selectivity_photos=["chelsea", "coffee"],
         randomization_blocks=["classifier.6"], caption_n=24, caption_examples=2,
         train={"train_size": 64, "val_size": 32, "test_size": 32, "epochs": 2, "out": str(tmp / "models")},
     )
@@ -69,5 +71,7 @@ def test_paper_profile_wrote_every_output(paper_fake):
     figures = Path(paper_fake["figures_dir"])
     missing = [name for name in EXPECTED if not (figures / name).is_file()]
     assert not missing, f"not written: {missing}"
+    without_values = [p.name for p in figures.glob("fig*.png") if not p.with_suffix(".csv").is_file()]
+    assert not without_values, f"figures without their plotted values (CSV): {without_values}"
     table3 = (figures / "table03_pointing_game.md").read_text()
     assert "vgg16_voc all b.s." in table3 and "paper vgg16 all b.s." in table3

@@ -53,17 +53,68 @@ def test_save_table_formats(tmp_path):
         report.table_text([{"a": 1}, {"b": 2}])
 
 
-def test_normalized_maps_to_unit_range_and_handles_constants():
-    m = plotting.normalized(np.array([[1.0, 3.0], [2.0, 5.0]]), size=(4, 4))
-    assert m.shape == (4, 4) and m.min() == 0 and m.max() == 1
-    assert np.all(plotting.normalized(np.ones((3, 3))) == 0)
+def test_save_figure_writes_the_plotted_values_beside_it_at_readable_dpi(tmp_path):
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, 1], [2, 3])
+    files = report.save_figure(fig, "v", out_dir=tmp_path, profile="p", parameters={},
+                               values=[{"x": 0, "y": 2.0}, {"x": 1, "y": 3.0}])
+    assert [f.name for f in files] == ["v.pdf", "v.png", "v.csv", "v.json"]
+    assert (tmp_path / "v.csv").read_text() == "x,y\n0,2.0\n1,3.0\n"
+    from PIL import Image
+
+    assert Image.open(tmp_path / "v.png").size[0] >= 2 * 150 * 0.9  # 150 dpi (bbox "tight" trims a little)
+    with pytest.raises(ValueError, match="dpi: expected an int ≥ 150"):
+        report.save_figure(fig, "w", out_dir=tmp_path, profile="p", parameters={}, dpi=100)
+    plt.close(fig)
 
 
-def test_blend_accepts_uint8_and_grid_shows_plain_images_for_none():
+def test_scaled_keeps_zero_at_zero_and_the_sign():
+    m = plotting.scaled(np.array([[-1.0, 3.0], [0.0, 1.5]]))
+    np.testing.assert_allclose(m, [[-1 / 3, 1.0], [0.0, 0.5]])
+    assert plotting.scaled(np.array([[2.0, 4.0]]), size=(3, 5)).shape == (3, 5)
+    assert np.all(plotting.scaled(np.zeros((3, 3))) == 0)
+
+
+def test_signed_maps_get_a_diverging_map_centred_at_zero_non_negative_a_sequential_one():
+    fig, (a, b) = plt.subplots(1, 2)
+    picture = np.full((8, 8, 3), 0.5)
+    signed = plotting.show_map(a, picture, np.array([[-2.0, 1.0], [0.0, 0.5]]))
+    positive = plotting.show_map(b, picture, np.array([[0.0, 1.0], [2.0, 0.5]]))
+    assert signed.get_cmap().name == plotting.DIVERGING and signed.get_clim() == (-1.0, 1.0)
+    assert positive.get_cmap().name == plotting.SEQUENTIAL and positive.get_clim() == (0.0, 1.0)
+    # zero is drawn with the diverging map's middle colour (white-ish), whatever the map's range
+    middle = np.array(signed.get_cmap()(0.5)[:3])
+    assert np.all(middle > 0.9)
+    assert signed.norm(0.0) == pytest.approx(0.5)
+    plt.close(fig)
+
+
+def test_grid_has_a_colour_bar_per_row_values_and_plain_images_for_none():
     picture = np.full((4, 4, 3), 255, dtype=np.uint8)
-    heat = np.zeros((2, 2))
-    np.testing.assert_allclose(plotting.blend(picture, heat, alpha=0.0), 1.0)  # uint8 read as [0, 255]
-    fig = plotting.grid(None, {"a": [None, heat]}, ["", "map"], images=[picture])
-    plain, overlaid = fig.axes
+    heat = np.array([[0.0, 1.0], [2.0, 3.0]])
+    fig, values = plotting.grid(None, {"a": [None, heat], "b": [None, -heat]}, ["", "map"], images=[picture, picture],
+                                notes={"b": [None, "ρ = 0.50"]})
+    plain, overlaid, plain_b, overlaid_b, bar_a, bar_b = fig.axes
     np.testing.assert_array_equal(plain.images[0].get_array(), picture)  # drawn as given, no heat
     assert overlaid.get_title() == "map" and plain.get_title() == ""
+    assert overlaid.images[-1].get_cmap().name == plotting.SEQUENTIAL
+    assert overlaid_b.images[-1].get_cmap().name == plotting.DIVERGING
+    assert "signed" in bar_b.get_ylabel() and "signed" not in bar_a.get_ylabel()
+    assert any(t.get_text() == "ρ = 0.50" for t in overlaid_b.texts)
+    assert len(values) == 8 and values[3] == {"row": "a", "column": "map", "y": 1, "x": 1, "value": 3.0}
+    plt.close(fig)
+    big = plotting.map_values({"r": [np.arange(64.0 * 64).reshape(64, 64)]}, ["c"], max_side=32)
+    assert len(big) == 32 * 32 and big[0]["value"] == np.arange(64.0 * 64).reshape(64, 64)[:2, :2].mean()
+
+
+def test_show_map_marks_the_maximum_and_outlines_a_mask():
+    fig, ax = plt.subplots()
+    heat = np.zeros((8, 8))
+    heat[2, 5] = 1.0
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[1:4, 4:7] = True
+    plotting.show_map(ax, np.zeros((8, 8, 3)), heat, mark_max=True, outline=mask)
+    x, y = ax.lines[0].get_data()
+    assert (x[0], y[0]) == (5, 2)
+    assert ax.collections  # the contour
+    plt.close(fig)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 
 from ..files import atomic_write, digest_arrays, digest_json, project_path, save_npz
 from .render import CLASSES, COLOUR_NAMES, SceneSpec, caption, render

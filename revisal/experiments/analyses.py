@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 from torch import Tensor
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 
 from ..activations import layer_activations
 from ..engine import saliency
@@ -114,6 +114,8 @@ def meta_dynamics(load_checkpoint: Callable[[Path], object], checkpoints: Sequen
     For every checkpoint (epoch) and every split (``name → (images, target)``): the mean correlation
     between meta and plain maps (``"<split>|<method>|<layer>"``, [epochs]); and, for each split, the
     mean correlation between an epoch's meta maps and the last epoch's (``"final|<split>|..."``).
+    The per-image correlations behind each mean are under the same key prefixed with ``"image|"``
+    ([epochs, images], for bootstrap intervals).
     """
     device = device_of(device)
     checkpoints = [Path(c) for c in checkpoints]
@@ -135,15 +137,18 @@ def meta_dynamics(load_checkpoint: Callable[[Path], object], checkpoints: Sequen
             stepped = saliency(model, x, t, layers, methods, meta=meta)
             maps_here[split] = stepped
             for key in plain:
-                row[f"{split}{SEP}{key[0]}{SEP}{key[1]}"] = float(spearman(plain[key], stepped[key], size or x.shape[-2:]).nanmean())
+                rho = spearman(plain[key], stepped[key], size or x.shape[-2:]).cpu().numpy()
+                row[f"image{SEP}{split}{SEP}{key[0]}{SEP}{key[1]}"] = rho
+                row[f"{split}{SEP}{key[0]}{SEP}{key[1]}"] = float(np.nanmean(rho))
         per_epoch.append(row)
         meta_maps.append(maps_here)
     out = {k: np.array([r[k] for r in per_epoch]) for k in per_epoch[0]}
     for split, (x, _) in splits.items():
         final = meta_maps[-1][split]
         for key in final:
-            out[f"final{SEP}{split}{SEP}{key[0]}{SEP}{key[1]}"] = np.array(
-                [float(spearman(m[split][key], final[key], size or x.shape[-2:]).nanmean()) for m in meta_maps])
+            rho = np.stack([spearman(m[split][key], final[key], size or x.shape[-2:]).cpu().numpy() for m in meta_maps])
+            out[f"image{SEP}final{SEP}{split}{SEP}{key[0]}{SEP}{key[1]}"] = rho
+            out[f"final{SEP}{split}{SEP}{key[0]}{SEP}{key[1]}"] = np.nanmean(rho, axis=1)
     cache.save(0, out)
     return out
 

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 
 from ..captioning import caption_saliency, greedy_captions, mask_mass, named_objects
 from ..captioning.model import Captioner

@@ -88,6 +88,12 @@ def positive_number(value: Any, name: str) -> float:
     return float(value)
 
 
+def finite_number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return float(value)
+
+
 def boolean(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name}: expected true or false, got {value!r}")

@@ -10,18 +10,18 @@ backprop and deconvnet maps with σ = 0.02·max(H, W)), and the maximum is score
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 
 from ..combine import combine
 from ..engine import saliency
 from ..methods import resolve_methods
-from ..metrics.pointing import PointingGame, gaussian_smooth, is_hit, maxima
+from ..metrics.pointing import gaussian_smooth, is_hit, maxima
 from ..validation import check_layers
 from .cache import CACHE_ROOT, IncompleteRun, RunCache, device_of, parse_shard, weights_checksum
 from .sources import Pair, acceptance_region
@@ -54,11 +54,44 @@ class PointingResults:
     tolerance: float
 
     def _score(self, hits: np.ndarray, subset: str) -> float:
-        keep = self.difficult if subset == "difficult" else np.ones_like(self.difficult)
-        game = PointingGame(self.num_classes, self.tolerance)
-        for c, h in zip(self.class_ids[keep], hits[keep]):
-            game.add(int(c), bool(h))
-        return 100 * game.accuracy
+        """TorchRay's :class:`~revisal.metrics.PointingGame` accuracy of ``hits`` [P] (or of each
+        column of ``hits`` [P, K]), vectorised: ``100 · mean_c hits_c / max(pairs_c, 1)`` over all
+        ``num_classes`` classes."""
+        keep = self.difficult if subset == "difficult" else np.ones(len(self.class_ids), dtype=bool)
+        classes = self.class_ids[keep]
+        pairs = np.bincount(classes, minlength=self.num_classes)
+        h = np.asarray(hits).reshape(len(self.class_ids), -1)[keep].astype(np.float64)  # [kept pairs, columns]
+        onehot = np.zeros((self.num_classes, len(classes)))
+        onehot[classes, np.arange(len(classes))] = 1
+        per_class = onehot @ h  # hits per class and column
+        accuracy = 100 * (per_class / np.maximum(pairs, 1)[:, None]).mean(0)
+        return float(accuracy[0]) if np.ndim(hits) == 1 else accuracy
+
+    def take(self, index) -> "PointingResults":
+        """The results of pairs ``index`` (a bootstrap resample: :func:`revisal.verdicts.bootstrap`)."""
+        index = np.asarray(index)
+        return replace(self, hits=self.hits[index], class_ids=self.class_ids[index],
+                       difficult=self.difficult[index], center=self.center[index])
+
+    def __len__(self) -> int:
+        return self.pairs
+
+    def select(self, methods: Sequence[str] | None = None, columns: Sequence[str] | None = None) -> "PointingResults":
+        """The results of some methods and columns only (a smaller sample to bootstrap); the layers
+        kept are the selected columns that are layers."""
+        methods = list(self.methods if methods is None else methods)
+        columns = list(self.columns if columns is None else columns)
+        hits = self.hits[:, [self.methods.index(m) for m in methods]][:, :, [self.columns.index(c) for c in columns]]
+        return replace(self, methods=methods, columns=columns, layers=[c for c in columns if c in self.layers], hits=hits)
+
+    def accuracy_table(self, subset: str = "all") -> np.ndarray:
+        """Accuracy (%) of every method (rows) and column (layers, then combinations), in one pass."""
+        return self._score(self.hits.reshape(len(self.class_ids), -1), subset).reshape(len(self.methods), -1)
+
+    def accuracies(self, method: str, subset: str = "all") -> dict[str, float]:
+        """Accuracy (%) of every column (layers, then combinations) of one method, in one pass."""
+        scores = self._score(self.hits[:, self.methods.index(method), :], subset)
+        return dict(zip(self.columns, np.atleast_1d(scores).tolist()))
 
     def accuracy(self, method: str, column: str, subset: str = "all") -> float:
         """TorchRay's pointing accuracy (mean of per-class accuracies, %) of one method and column."""
@@ -68,7 +101,8 @@ class PointingResults:
         return self._score(self.center, subset)
 
     def best_single(self, method: str, subset: str = "all") -> tuple[str, float]:
-        scores = {layer: self.accuracy(method, layer, subset) for layer in self.layers}
+        everything = self.accuracies(method, subset)
+        scores = {layer: everything[layer] for layer in self.layers}
         best = max(scores, key=scores.get)
         return best, scores[best]
 
@@ -76,7 +110,8 @@ class PointingResults:
         combos = self.columns[len(self.layers):]
         if not combos:
             raise ValueError("no combinations were scored")
-        scores = {c: self.accuracy(method, c, subset) for c in combos}
+        everything = self.accuracies(method, subset)
+        scores = {c: everything[c] for c in combos}
         best = max(scores, key=scores.get)
         return best, scores[best]
 

@@ -163,6 +163,17 @@ def _config_fields(config: str, exclude: Sequence[str] = (), require: Sequence[s
 
 
 _COUNT = _value(checks.positive_int)
+
+#: The thresholds the notebooks' verdict tables compare their statistics with (any finite number).
+THRESHOLDS = (
+    "threshold_selectivity_gain", "threshold_selective_share",  # 00
+    "threshold_correlation", "threshold_pointing_difference",  # 01
+    "threshold_combination_gain", "threshold_gradcam_margin", "threshold_best_overall",  # 02
+    "threshold_near_one", "threshold_anticorrelated", "threshold_closest",  # 03
+    "threshold_meta_share", "threshold_val_gap", "threshold_stabilisation",  # 04
+    "threshold_scrambled", "threshold_meta_delay",  # 05
+    "threshold_focus_ratio", "threshold_sharper",  # 06
+)
 _PATH = _optional(_value(checks.text))
 
 #: How each parameter (by name, the same meaning in every notebook that declares it) is checked.
@@ -215,10 +226,17 @@ SPEC: dict[str, Check] = {
     "torchray_flags": _value(checks.boolean),
     "train": _optional(_config_fields("TrainConfig", exclude=("model",))),
     "caption_train": _optional(_config_fields("CaptionerConfig", require=("out",))),
+    # verdict tables: the bootstrap, the two-object images of 00, and each claim's threshold
+    "bootstrap_resamples": _COUNT,
+    "selectivity_photos": _value(checks.photo_names),
+    "contrast_class": _class_of("model"),
+    "image_path": _optional(_value(checks.existing_path, "file")),
+    **{name: _value(checks.finite_number) for name in THRESHOLDS},
 }
 
 #: Methods a notebook's verdict reads by name, so its ``methods`` must include them.
 REQUIRED_METHODS = {
     "02": ("grad_cam", "linear_approx", "selective_normgrad"),
-    "03": ("excitation_backprop", "grad_cam", "gradient_sum", "guided_backprop", "linear_approx"),
+    "03": ("contrastive_excitation_backprop", "excitation_backprop", "grad_cam", "gradient_sum", "guided_backprop",
+           "linear_approx"),
 }

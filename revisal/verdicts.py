@@ -1,0 +1,243 @@
+"""Verdicts that say no more than their numbers: a statistic, its 95% bootstrap interval, a
+threshold, and one of *supported*, *not supported* or *inconclusive*.
+
+A claim such as "the best weighted combination beats the best single layer" is a statistic of a
+sample of units (images, or image-class pairs) compared with a threshold. :func:`bootstrap` gives
+the statistic's percentile interval: draw ``resamples`` samples of the same size with replacement
+(seeded, so a run is reproducible), recompute the statistic on each, and take the
+``(1 − level)/2`` and ``(1 + level)/2`` quantiles. :func:`verdict` reads the interval against the
+threshold: *supported* when every value of the interval meets the claim, *not supported* when none
+does, *inconclusive* when the interval straddles the threshold (or is undefined).
+
+:class:`VerdictTable` gathers a notebook's claims, one row each, renders them as Markdown in the
+notebook and saves them like every table (CSV + Markdown + LaTeX + JSON sidecar)::
+
+    table = VerdictTable("05", seed=seed)
+    table.add("meta-saliency delays the degradation (LA)", "mean ρ over stages, meta − plain",
+              lambda a, b: np.nanmean(a) - np.nanmean(b), meta_rho, plain_rho,
+              threshold=0.0, relation=">", unit="images")
+    table.save(out_dir=figures_dir, profile=profile, parameters=params, seed=seed)
+    table  # shown as Markdown
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+#: How a claim compares its statistic with its threshold.
+RELATIONS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+}
+VERDICTS = ("supported", "not supported", "inconclusive")
+#: The columns of every verdict table, in order.
+COLUMNS = ("claim", "metric", "value", "ci_low", "ci_high", "relation", "threshold", "verdict", "n", "unit")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A statistic's value on the sample and its bootstrap interval [low, high] at ``level``."""
+
+    value: float
+    low: float
+    high: float
+    level: float = 0.95
+
+    def __str__(self) -> str:
+        return f"{self.value:.3g} [{self.low:.3g}, {self.high:.3g}]"
+
+
+def _count(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name}: expected an int ≥ {minimum}, got {value!r}")
+    return int(value)
+
+
+def _take(sample: Any, index: np.ndarray) -> Any:
+    """Units ``index`` of a sample: rows of an array, or ``sample.take(index)`` for other objects
+    (e.g. :class:`revisal.experiments.PointingResults`)."""
+    if isinstance(sample, np.ndarray):
+        return sample[index]
+    return sample.take(index)
+
+
+def _units(sample: Any, name: str) -> int:
+    try:
+        n = len(sample)
+    except TypeError:
+        raise TypeError(f"{name}: expected an array (units along axis 0) or an object with len() and take(), "
+                        f"got {type(sample).__name__}") from None
+    if n == 0:
+        raise ValueError(f"{name}: empty sample; a bootstrap needs at least one unit")
+    if not isinstance(sample, np.ndarray) and not hasattr(sample, "take"):
+        raise TypeError(f"{name}: {type(sample).__name__} has no take(indices) to resample it by")
+    return n
+
+
+def bootstrap(statistic: Callable[..., float], *samples: Any, resamples: int = 2000, level: float = 0.95,
+              seed: int = 0, paired: bool = True) -> Interval:
+    """The statistic of ``samples`` and its percentile bootstrap interval.
+
+    Args:
+        statistic: ``statistic(*samples) -> float``.
+        samples: one or more samples, each an array with one unit per row (lists are converted) or an
+            object with ``len()`` and ``take(indices)``.
+        resamples: bootstrap resamples B; the interval's ends are the empirical
+            ``(1 − level)/2`` and ``(1 + level)/2`` quantiles (linear interpolation) of the B
+            statistics, ignoring resamples where the statistic is NaN.
+        paired: ``True``: the samples are measurements of the same units (equal lengths) and are
+            resampled with the same indices; ``False``: each is resampled on its own (e.g. training
+            vs validation images).
+        seed: seeds ``numpy.random.default_rng``; the same call gives the same interval.
+
+    Returns:
+        :class:`Interval`; ``low``/``high`` are NaN when every resample's statistic is NaN.
+    """
+    return intervals(lambda *s: [statistic(*s)], *samples, resamples=resamples, level=level, seed=seed,
+                     paired=paired)[0]
+
+
+def intervals(statistic: Callable[..., Any], *samples: Any, resamples: int = 2000, level: float = 0.95,
+              seed: int = 0, paired: bool = True) -> list[Interval]:
+    """:func:`bootstrap` for a statistic that returns K numbers (e.g. one per layer, for a figure's
+    band): one :class:`Interval` per number, all from the same resamples."""
+    if not callable(statistic):
+        raise TypeError(f"statistic: expected a callable, got {type(statistic).__name__}")
+    if not samples:
+        raise ValueError("samples: give at least one sample to resample")
+    resamples = _count(resamples, "resamples", 1)
+    seed = _count(seed, "seed", 0)
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+        raise ValueError(f"level: expected a number in (0, 1), got {level!r}")
+    samples = tuple(s if not isinstance(s, (list, tuple)) else np.asarray(s) for s in samples)
+    sizes = [_units(s, f"samples[{i}]") for i, s in enumerate(samples)]
+    if paired and len(set(sizes)) > 1:
+        raise ValueError(f"samples: paired samples must have the same number of units, got {sizes} "
+                         "(pass paired=False for independent samples)")
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():  # an all-NaN resample gives NaN (ignored below), not a warning per draw
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value = np.asarray(statistic(*samples), dtype=np.float64).reshape(-1)
+        stats = np.empty((resamples, len(value)))
+        for b in range(resamples):
+            if paired:
+                index = rng.integers(0, sizes[0], sizes[0])
+                drawn = [_take(s, index) for s in samples]
+            else:
+                drawn = [_take(s, rng.integers(0, n, n)) for s, n in zip(samples, sizes)]
+            stats[b] = np.asarray(statistic(*drawn), dtype=np.float64).reshape(-1)
+    out = []
+    for k in range(len(value)):
+        finite = stats[~np.isnan(stats[:, k]), k]
+        low, high = np.quantile(finite, [(1 - level) / 2, (1 + level) / 2]) if len(finite) else (math.nan, math.nan)
+        out.append(Interval(float(value[k]), float(low), float(high), float(level)))
+    return out
+
+
+def verdict(interval: Interval, threshold: float, relation: str) -> str:
+    """``"supported"`` when both ends of the interval meet ``value <relation> threshold`` (so every
+    value between them does), ``"not supported"`` when neither does, else ``"inconclusive"`` (the
+    interval straddles the threshold). A NaN end or threshold is ``"inconclusive"``."""
+    if relation not in RELATIONS:
+        raise ValueError(f"relation: expected one of {list(RELATIONS)}, got {relation!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise ValueError(f"threshold: expected a number, got {threshold!r}")
+    ends = (interval.low, interval.high)
+    if any(math.isnan(v) for v in ends) or math.isnan(threshold):
+        return "inconclusive"
+    meets = [RELATIONS[relation](v, threshold) for v in ends]
+    return "supported" if all(meets) else "not supported" if not any(meets) else "inconclusive"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One row of a verdict table."""
+
+    claim: str
+    metric: str
+    interval: Interval
+    relation: str
+    threshold: float
+    n: int | str
+    unit: str
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.interval, self.threshold, self.relation)
+
+    def row(self) -> dict[str, Any]:
+        return {"claim": self.claim, "metric": self.metric, "value": self.interval.value,
+                "ci_low": self.interval.low, "ci_high": self.interval.high, "relation": self.relation,
+                "threshold": float(self.threshold), "verdict": self.verdict, "n": self.n, "unit": self.unit}
+
+
+class VerdictTable:
+    """A notebook's claims, each a statistic with its bootstrap interval, threshold and verdict.
+
+    Args:
+        notebook: the notebook's number (``"02"``); the table is saved as ``verdicts_<notebook>``.
+        resamples, level, seed: the bootstrap's settings (recorded in the table's sidecar).
+    """
+
+    def __init__(self, notebook: str, *, resamples: int = 2000, level: float = 0.95, seed: int = 0) -> None:
+        if not isinstance(notebook, str) or not notebook:
+            raise ValueError(f"notebook: expected a notebook number such as '02', got {notebook!r}")
+        self.notebook = notebook
+        self.settings = {"resamples": _count(resamples, "resamples", 1), "level": level, "seed": _count(seed, "seed", 0)}
+        self.claims: list[Claim] = []
+
+    def add(self, claim: str, metric: str, statistic: Callable[..., float], *samples: Any, threshold: float,
+            relation: str, unit: str, paired: bool = True) -> Claim:
+        """Bootstrap ``statistic`` over ``samples`` (see :func:`bootstrap`) and record the claim
+        ``statistic <relation> threshold``; ``unit`` names what one row of a sample is."""
+        if relation not in RELATIONS:
+            raise ValueError(f"relation: expected one of {list(RELATIONS)}, got {relation!r}")
+        interval = bootstrap(statistic, *samples, paired=paired, **self.settings)
+        sizes = [len(s) for s in samples]
+        n = sizes[0] if paired else " + ".join(map(str, sizes))
+        found = Claim(claim, metric, interval, relation, threshold, n, unit)
+        verdict(interval, threshold, relation)  # checks the threshold
+        self.claims.append(found)
+        return found
+
+    def rows(self) -> list[dict[str, Any]]:
+        if not self.claims:
+            raise ValueError(f"notebook {self.notebook}: no claim was added to the verdict table")
+        return [c.row() for c in self.claims]
+
+    def markdown(self) -> str:
+        """The table as a reader sees it: value with its interval, the test, the verdict in bold."""
+        pct = f"{100 * self.settings['level']:g}%"
+        lines = [f"| claim | metric | value [{pct} CI] | test | verdict | n |", "|---|---|---|---|---|---|"]
+        for c in self.claims:
+            lines.append(f"| {c.claim} | {c.metric} | {c.interval} | {c.relation} {c.threshold:g} | **{c.verdict}** "
+                         f"| {c.n} {c.unit} |")
+        return "\n".join(lines) + "\n"
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
+
+    def save(self, *, out_dir, profile: str, parameters: Mapping[str, Any], seed: int | None = None) -> list:
+        """Save as ``verdicts_<notebook>`` (CSV + Markdown + LaTeX + JSON sidecar with the bootstrap settings)."""
+        from .report import save_table
+
+        return save_table(self.rows(), f"verdicts_{self.notebook}", out_dir=out_dir, profile=profile,
+                          parameters=parameters, seed=seed, digits=3, extra={"bootstrap": self.settings})
+
+
+def read(path) -> list[dict[str, Any]]:
+    """A saved verdict table's rows (from its CSV), numbers as floats."""
+    import csv
+    from pathlib import Path
+
+    rows = list(csv.DictReader(Path(path).open(newline="")))
+    for row in rows:
+        for key in ("value", "ci_low", "ci_high", "threshold"):
+            row[key] = float(row[key])
+    return rows
