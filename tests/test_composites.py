@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from revisal import data, experiments
-from revisal.models.zoo import IMAGENET_NORMALIZE, ZooModel
+from revisal.data.transforms import IMAGENET_NORMALIZE
+from revisal.models.zoo import ZooModel
 
 
 def test_side_by_side_puts_each_photo_on_its_half():
