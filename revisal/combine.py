@@ -1,8 +1,27 @@
-"""Combining saliency maps across layers (paper § 4.2, supp. C).
+r"""Combining saliency maps across layers (paper § 4.2, supp. C), with the authors' arithmetic.
 
-Per-layer maps ``m_j`` are min-max normalised per image (``(m − min)/(max − min + ε)``, so a constant
-map becomes 0 rather than NaN), resized to a common size, and combined with weights ``γ_j``
-normalised to sum to 1, either additively ``M = Σ_j γ_j m_j`` or as a product ``M = Π_j m_j^{γ_j}``.
+For one image, each layer's map :math:`m_j` is resized to the common size (bilinear,
+``align_corners=False``) and min-max normalised over the whole map, with no epsilon:
+
+.. math:: \hat m_j = \frac{m_j - \min m_j}{\max m_j - \min m_j}
+
+The weights are normalised to sum to 1, :math:`w_j = \gamma_j / \sum_k \gamma_k`, and applied either
+additively, :math:`M = \sum_j w_j \hat m_j`, or as exponents, :math:`M = \prod_j \hat m_j^{w_j}`.
+
+**Constant maps.** A map with :math:`\max m_j = \min m_j` has no min-max normalisation (0/0): the
+authors' code (TorchRay ``weighted_saliency.normalize``) then gives NaN, and the NaN spreads to every
+pixel of the combined map. Such a map says nothing about *where*, so by default
+(``constant="omit"``) it is left out of that image's combination and the other layers' weights are
+renormalised to sum to 1 over the layers that remain; an image whose every map is constant gets a
+constant combined map (0 for the sum, 1 for the product: the empty sum and product).
+``constant="nan"`` reproduces the authors' NaN; ``constant="raise"`` refuses the batch and names the
+layer and images. :func:`constant_maps` reports which maps are constant, for a runner to count them.
+Constancy is judged on the map as given (before resizing), so that a constant map resized with
+rounding noise of 1 ulp is not stretched to [0, 1]; a map that resizing makes constant counts too.
+
+The input layer: the authors combine only the network's layers, never the input image's map (their
+weights have no entry for it). :func:`combine` works on whatever maps it is given; the caller
+(the pointing runner) chooses the layers.
 
 A map holding NaN or ±Inf has no minimum and maximum to normalise by, so it is refused (ValueError
 naming the map), as are maps whose batch sizes differ (they would broadcast a batch of 1 silently).
@@ -10,7 +29,6 @@ naming the map), as are maps whose batch sizes differ (they would broadcast a ba
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Iterable, Literal, Sequence
 
@@ -21,7 +39,8 @@ from torch import Tensor
 
 from .maps import check_size
 
-EPS = 1e-8
+ConstantRule = Literal["omit", "nan", "raise"]
+CONSTANT_RULES = ("omit", "nan", "raise")
 
 
 def _check_maps(maps: object, name: str) -> Tensor:
@@ -38,30 +57,27 @@ def _check_maps(maps: object, name: str) -> Tensor:
     return maps
 
 
-def normalize_maps(maps: Tensor, eps: float = EPS) -> Tensor:
-    """Min-max normalise each map of a [N, 1, H, W] batch to [0, 1]: ``(m − min)/(max − min + ε)``."""
-    _check_maps(maps, "maps")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
-        raise ValueError(f"eps: expected a small positive number, got {eps!r}")
+def _is_constant(maps: Tensor) -> Tensor:
+    """``[N]`` bool: map n has ``max = min``."""
     flat = maps.flatten(1)
-    lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
-    return ((flat - lo) / (hi - lo + eps)).view_as(maps)
+    return flat.amax(1) == flat.amin(1)
 
 
-def combine(per_layer: Sequence[Tensor], weights: Sequence[float] | Tensor, mode: Literal["sum", "product"] = "sum",
-            size: tuple[int, int] | None = None) -> Tensor:
-    r"""Weighted combination of one method's maps at J layers.
+def normalize_maps(maps: Tensor, constant: float = 0.0) -> Tensor:
+    r"""Min-max normalise each map of a ``[N, 1, H, W]`` batch over all its pixels, without epsilon:
+    :math:`\hat m = (m - \min m)/(\max m - \min m)`. A constant map (0/0) becomes ``constant``
+    everywhere (0 by default; ``float("nan")`` gives the authors' arithmetic)."""
+    _check_maps(maps, "maps")
+    if isinstance(constant, bool) or not isinstance(constant, numbers.Real):
+        raise ValueError(f"constant: expected the number a constant map becomes (e.g. 0.0 or nan), got {constant!r}")
+    flat = maps.flatten(1)
+    lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
+    flat_const = (hi == lo)
+    out = (flat - lo) / torch.where(flat_const, torch.ones_like(hi), hi - lo)
+    return torch.where(flat_const, torch.full_like(out, float(constant)), out).view_as(maps)
 
-    Args:
-        per_layer: J tensors ``[N, 1, h_j, w_j]`` (any resolutions).
-        weights: J non-negative weights γ_j (normalised here to sum to 1).
-        mode: ``"sum"`` for :math:`\sum_j \gamma_j \hat m_j` or ``"product"`` for
-            :math:`\prod_j \hat m_j^{\gamma_j}`, with :math:`\hat m_j` the normalised, resized maps.
-        size: common (H, W); default the largest map's size.
 
-    Returns:
-        ``[N, 1, H, W]``.
-    """
+def _check_layers(per_layer: object) -> list[Tensor]:
     if isinstance(per_layer, Tensor) or not isinstance(per_layer, Iterable):
         raise TypeError(f"per_layer: expected a list of J map tensors [N, 1, h_j, w_j], got {type(per_layer).__name__}"
                         + ("; wrap a single layer's maps in a list" if isinstance(per_layer, Tensor) else ""))
@@ -74,21 +90,78 @@ def combine(per_layer: Sequence[Tensor], weights: Sequence[float] | Tensor, mode
     devices = {m.device for m in per_layer}
     if len(devices) > 1:
         raise ValueError(f"per_layer: maps on different devices {sorted(map(str, devices))}")
-    w = _check_weights(weights, len(per_layer))
-    if mode not in ("sum", "product"):
-        raise ValueError(f"mode: expected 'sum' or 'product', got {mode!r}")
-    w = w / w.sum()
+    return per_layer
+
+
+def _resized(per_layer: list[Tensor], size: object) -> tuple[list[Tensor], Tensor, tuple[int, int]]:
+    """Each map in float64 at ``size`` (bilinear, ``align_corners=False``), and ``[N, J]`` bool:
+    which maps are constant (as given, or once resized)."""
     if size is None:
         size = max((tuple(m.shape[-2:]) for m in per_layer), key=lambda s: s[0] * s[1])
     size = check_size(size)
-    maps = [normalize_maps(F.interpolate(m.double(), size=size, mode="bilinear", align_corners=False)
-                           if tuple(m.shape[-2:]) != tuple(size) else m.double()) for m in per_layer]
+    maps = [m.double() if tuple(m.shape[-2:]) == size
+            else F.interpolate(m.double(), size=size, mode="bilinear", align_corners=False) for m in per_layer]
+    constant = torch.stack([_is_constant(m.double()) | _is_constant(r) for m, r in zip(per_layer, maps)], 1)
+    return maps, constant, size
+
+
+def constant_maps(per_layer: Sequence[Tensor], size: tuple[int, int] | int | None = None) -> Tensor:
+    """``[N, J]`` bool: which of J layers' maps are constant for each of N images (the maps
+    :func:`combine` cannot min-max normalise; see the module docstring)."""
+    return _resized(_check_layers(per_layer), size)[1].cpu()
+
+
+def combine(per_layer: Sequence[Tensor], weights: Sequence[float] | Tensor, mode: Literal["sum", "product"] = "sum",
+            size: tuple[int, int] | int | None = None, *, constant: ConstantRule = "omit") -> Tensor:
+    r"""Weighted combination of one method's maps at J layers.
+
+    With :math:`\hat m_j` map j resized to ``size`` and min-max normalised over the whole map (no
+    epsilon) and :math:`w_j = \gamma_j / \sum_k \gamma_k`:
+
+    * ``"sum"``: :math:`M = \sum_j w_j \hat m_j`
+    * ``"product"``: :math:`M = \prod_j \hat m_j^{w_j}`
+
+    Args:
+        per_layer: J tensors ``[N, 1, h_j, w_j]`` (any resolutions), the layers to combine (the
+            authors' combinations exclude the input's map).
+        weights: J non-negative weights γ_j with a positive sum (normalised here to sum to 1).
+        mode: ``"sum"`` or ``"product"``.
+        size: common (H, W), the image's size in the pointing game; default the largest map's size.
+        constant: what a constant map of an image does (0/0 in the normalisation): ``"omit"``
+            leaves it out of that image's combination, :math:`w_j \to w_j\,[\hat m_j \text{ defined}]
+            / \sum_k w_k\,[\hat m_k \text{ defined}]`, ``"nan"`` gives the authors' NaN,
+            ``"raise"`` raises ValueError.
+
+    Returns:
+        ``[N, 1, H, W]`` in the maps' floating dtype (computed in float64).
+    """
+    per_layer = _check_layers(per_layer)
+    w = _check_weights(weights, len(per_layer))
+    if mode not in ("sum", "product"):
+        raise ValueError(f"mode: expected 'sum' or 'product', got {mode!r}")
+    if constant not in CONSTANT_RULES:
+        raise ValueError(f"constant: expected one of {CONSTANT_RULES}, got {constant!r}")
+    maps, flat, size = _resized(per_layer, size)
+    if constant == "raise" and bool(flat.any()):
+        j, = torch.nonzero(flat.any(0))[0].tolist()
+        images = torch.nonzero(flat[:, j])[:, 0].tolist()
+        raise ValueError(f"per_layer[{j}]: the maps of images {images[:10]} are constant, so they have no min-max "
+                         "normalisation (use constant='omit' to leave them out)")
+    gamma = w.to(maps[0].device)[None, :].expand(len(flat), -1)  # [N, J]
+    if constant == "omit":
+        gamma = gamma * (~flat.to(gamma.device))
+    total = gamma.sum(1, keepdim=True)
+    gamma = gamma / torch.where(total > 0, total, torch.ones_like(total))  # an image with every map constant: all 0
+    fill = torch.tensor(float("nan") if constant == "nan" else 0.0, dtype=torch.float64, device=maps[0].device)
+    normalized = [torch.where(flat[:, j, None, None, None].to(m.device), fill, normalize_maps(m))
+                  for j, m in enumerate(maps)]
+    g = [gamma[:, j, None, None, None] for j in range(len(maps))]
     if mode == "sum":
-        out = sum(float(g) * m for g, m in zip(w, maps))
+        out = sum(gj * m for gj, m in zip(g, normalized))
     else:
-        out = torch.ones_like(maps[0])
-        for g, m in zip(w, maps):
-            out = out * m.clamp_min(0) ** float(g)
+        out = torch.ones_like(normalized[0])
+        for gj, m in zip(g, normalized):
+            out = out * m.pow(gj)  # 0^0 = 1: an omitted map is the product's neutral element
     return out.to(per_layer[0].dtype if per_layer[0].is_floating_point() else torch.float32)
 
 

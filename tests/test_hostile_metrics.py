@@ -182,10 +182,10 @@ def test_combine_and_normalize_refuse_non_finite_maps(value):
         normalize_maps(bad)
 
 
-@pytest.mark.parametrize("eps", [0.0, -1e-8, NAN])
-def test_normalize_refuses_an_eps_that_divides_by_zero(eps):
-    with pytest.raises(ValueError, match="^eps: "):
-        normalize_maps(torch.ones(1, 1, 2, 2), eps)
+@pytest.mark.parametrize("constant", ["nan", None, True])
+def test_normalize_refuses_a_constant_that_is_not_a_number(constant):
+    with pytest.raises(ValueError, match="^constant: "):
+        normalize_maps(torch.ones(1, 1, 2, 2), constant)
 
 
 @pytest.mark.parametrize("per_layer, match", [

@@ -107,8 +107,9 @@ def test_combine_formulas():
 
 
 def test_combine_constant_map_gives_no_nan():
-    out = combine([torch.ones(2, 1, 3, 3), torch.rand(2, 1, 3, 3)], [1, 1], "product")
-    assert torch.isfinite(out).all() and float(out.abs().max()) == 0.0  # the constant map normalises to 0
+    other = torch.rand(2, 1, 3, 3)
+    out = combine([torch.ones(2, 1, 3, 3), other], [1, 1], "product")
+    torch.testing.assert_close(out, normalize_maps(other))  # the constant map is left out (tests/test_combine.py)
     assert torch.isfinite(normalize_maps(torch.full((1, 1, 2, 2), 5.0))).all()
 
 
