@@ -227,7 +227,8 @@ def test_combine_accepts_weights_from_a_generator_and_an_int_size():
     (dict(kind="feature_spread", features=[torch.rand(4, 3, 2, 2), torch.rand(5, 3, 2, 2)]), "features"),
     (dict(kind="feature_spread", features=[torch.rand(4, 3)]), r"features\[0\]"),
     (dict(kind="probe_accuracy", features=[torch.rand(4, 3, 2, 2)], labels=torch.tensor([0, 1, 0])), "labels"),
-    (dict(kind="probe_accuracy", features=[torch.rand(4, 3, 2, 2)], labels=torch.tensor([0, 1, 0, 1]), holdout=1.0),
+    (dict(kind="probe_accuracy_heldout", features=[torch.rand(4, 3, 2, 2)], labels=torch.tensor([0, 1, 0, 1]),
+          holdout=1.0),
      "holdout"),
 ])
 def test_layer_weights_refuses_bad_arguments(kwargs, match):
