@@ -15,12 +15,14 @@ from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 from ..activations import layer_activations
 from ..engine import saliency
 from ..files import digest_arrays, digest_file
-from ..layer_weights import layer_weights
+from ..layer_weights import PUBLISHED_WEIGHTINGS, layer_weights
+from ..paper import COUNTERPART
+from ..published_weights import LAYERS as PUBLISHED_LAYERS
 from ..metrics import class_sensitivity as _class_sensitivity
 from ..metrics import identity_trick_correlation, spearman
 from ..metrics.randomization import cascading_randomization
 from .cache import CACHE_ROOT, IncompleteRun, RunCache, device_of, weights_checksum
-from .pointing import WEIGHT_KINDS
+from .pointing import WEIGHT_KINDS, PointingResults, pointing_game
 
 SEP = "|"  # joins (method, layer) into array names
 
@@ -67,6 +69,31 @@ def weights_for_layers(zoo, images: Tensor, labels: Tensor, layers: Sequence[str
         found = {kind: layer_weights(kind, features=feats, labels=labels, seed=seed) for kind in kinds}
         cache.save(0, found)
     return {k: np.asarray(v) for k, v in found.items()}
+
+
+def published_pointing(zoo, source, methods: Sequence[str], weightings: Sequence[str] = PUBLISHED_WEIGHTINGS, *,
+                       meta=None, **kwargs) -> dict[str, PointingResults] | None:
+    """The pointing game for combinations weighted by the authors' published numbers
+    (:mod:`revisal.published_weights`), to regenerate Table 6 with them: one run per method
+    (``pointing_accuracy`` is per method), sum and product of every weighting, over the model's
+    non-input layers, as the authors combine. Other arguments go to :func:`.pointing.pointing_game`.
+
+    Returns ``{method: results}``; ``{}`` when the model's non-input layers are not the authors'
+    (their numbers exist for VGG16 features.3 … features.29 and ResNet-50 layer1 … layer4 only);
+    ``None`` while other shards still have parts to compute.
+    """
+    layers = [layer for layer in zoo.layers if layer]
+    arch = COUNTERPART.get(zoo.name, zoo.name)
+    if not weightings or sorted(layers) != sorted(PUBLISHED_LAYERS.get(arch, ())):
+        return {}
+    combinations = [(kind, mode) for mode in ("sum", "product") for kind in weightings]
+    out = {}
+    for method in methods:
+        weights = {kind: layer_weights(kind, arch=arch, layers=layers, method=method, meta=meta is not None)
+                   for kind in weightings}
+        out[method] = pointing_game(zoo, source, [method], layers, combinations=combinations, weights=weights,
+                                    meta=meta, **kwargs)
+    return None if any(r is None for r in out.values()) else out
 
 
 def class_sensitivity(zoo, images: Tensor, methods: Sequence[str], layers: Sequence[str], *, meta=None,

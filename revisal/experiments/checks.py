@@ -184,6 +184,25 @@ def method_names(value: Any, name: str = "methods", required: Sequence[str] = ()
     return names
 
 
+def weighting_names(value: Any, name: str, published: bool, required: Sequence[str] = ()) -> list[str]:
+    """Names of layer weightings (:data:`revisal.layer_weights.WEIGHTINGS`): the authors' published
+    ones when ``published``, else those computed here; ``required`` must be among them."""
+    from ..layer_weights import WEIGHTINGS, check_weighting
+
+    names = _names(value, name, allow_empty=published)
+    for v in names:
+        check_weighting(v, name)
+    kinds = [n for n, w in WEIGHTINGS.items() if (w.source == "published") == published]
+    bad = [v for v in names if v not in kinds]
+    if bad:
+        raise ValueError(f"{name}: {bad} are {'computed here' if published else 'published by the authors'}; "
+                         f"this list takes {kinds}")
+    missing = [m for m in required if m not in names]
+    if missing:
+        raise ValueError(f"{name}: must include {missing} (the notebook's figures read them)")
+    return names
+
+
 def modules_of(model: str | nn.Module, value: Any, name: str, *, conv: bool = False,
                allow_input: bool = True) -> list[str]:
     """Module names of a zoo model (by name, checked on its skeleton) or of a given module; ``""`` is

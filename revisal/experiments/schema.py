@@ -195,6 +195,9 @@ SPEC: dict[str, Check] = {
     "fig3_methods": _subset_of("methods"),
     "dynamics_methods": _value(checks.method_names),
     "caption_method": _single(checks.method_names),
+    # layer weightings (revisal.layer_weights): computed here (Fig. 2 reads probe_accuracy), the authors' published
+    "weightings": _value(checks.weighting_names, False, ("probe_accuracy",)),
+    "published_weightings": _value(checks.weighting_names, True),
     # layers and blocks of the model they belong to
     "layers": _optional(_layers_of("model")),
     "identity_layers": _identity_layers,

@@ -7,6 +7,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import paper
+from ..layer_weights import PAPER_WEIGHTINGS, PUBLISHED_WEIGHTINGS, WEIGHTINGS
 from .pointing import PointingResults, combination_name
 
 SUBSETS = ("all", "difficult")
@@ -52,21 +53,47 @@ def table5(results: Mapping[str, PointingResults]) -> list[dict]:
     return rows
 
 
-def table6(results: Mapping[str, PointingResults]) -> list[dict]:
-    """Gain (points) of each weighting over the best single layer, for LA and sNG."""
+#: The methods of the paper's Table 6.
+TABLE6_METHODS = ("linear_approx", "selective_normgrad")
+
+
+def table6(results: Mapping[str, PointingResults],
+           published: Mapping[str, Mapping[str, PointingResults]] | None = None) -> list[dict]:
+    """Gain (points) of each weighting over the best single layer, for LA and sNG, both ways.
+
+    First the weightings computed here: every named weighting (:data:`revisal.layer_weights.WEIGHTINGS`)
+    whose combinations ``results`` scored, the paper's four first. Then, from ``published`` (model →
+    method → results of :func:`.analyses.published_pointing`), the authors' published weightings,
+    labelled "<name> (published)". A gain is ``accuracy(combination) − best single layer`` with the
+    best single layer from ``results`` (NaN where a model has no such combination). Beside each,
+    the paper's gain for the Table 6 row the weighting stands for (NaN where it stands for none).
+    """
+    published = published or {}
+    computed = dict.fromkeys(n for n in (*PAPER_WEIGHTINGS, *WEIGHTINGS) if WEIGHTINGS[n].source != "published")
     rows = []
-    for (method, mode, kind), published in paper.TABLE6.items():
-        if not _scored([method], results):
-            continue
-        row = {"method": paper.SHORT[method], "combination": "+" if mode == "sum" else "×", "weights": kind}
-        for model, res in results.items():
-            arch = paper.COUNTERPART.get(model, model)
-            for subset in SUBSETS:
-                ours = res.accuracy(method, combination_name(kind, mode), subset) - res.best_single(method, subset)[1]
-                row[f"{model} {subset}"] = ours
-                index = (0 if arch == "resnet50" else 2) + (0 if subset == "all" else 1)
-                row[f"paper {arch} {subset}"] = published[index]
-        rows.append(row)
+    for method in _scored(TABLE6_METHODS, results):
+        for mode in ("sum", "product"):
+            sets = [(name, name, dict(results)) for name in computed]
+            sets += [(name, f"{name} (published)", {model: by_method[method] for model, by_method in published.items()
+                                                     if method in by_method}) for name in PUBLISHED_WEIGHTINGS]
+            for name, label, scored in sets:
+                column = combination_name(name, mode)
+                if not any(column in res.columns for res in scored.values()):
+                    continue
+                paper_kind = WEIGHTINGS[name].table6
+                row = {"method": paper.SHORT[method], "combination": "+" if mode == "sum" else "×", "weights": label}
+                for model, res in results.items():
+                    arch = paper.COUNTERPART.get(model, model)
+                    for subset in SUBSETS:
+                        combined = scored.get(model)
+                        row[f"{model} {subset}"] = (combined.accuracy(method, column, subset)
+                                                    - res.best_single(method, subset)[1]
+                                                    if combined is not None and column in combined.columns
+                                                    else float("nan"))
+                        index = (0 if arch == "resnet50" else 2) + (0 if subset == "all" else 1)
+                        row[f"paper {arch} {subset}"] = paper.TABLE6.get((method, mode, paper_kind),
+                                                                         (float("nan"),) * 4)[index]
+                rows.append(row)
     return rows
 
 
