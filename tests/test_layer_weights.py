@@ -193,3 +193,20 @@ def test_sample_across_classes_with_multi_hot_labels_and_bad_m():
     for m in (0, 31, 2.5, True):
         with pytest.raises(ValueError, match="^m: "):
             sample_across_classes(multi, m)
+
+
+# --- notebook 02's parameters take the registry's names --------------------------------------------------
+def test_notebook_02_accepts_every_weighting_name_and_refuses_unknown_ones():
+    from revisal.experiments import params
+
+    defaults = params.declared("02")
+    assert defaults["weightings"] == list(PAPER_WEIGHTINGS) and defaults["published_weightings"] == list(PUBLISHED_WEIGHTINGS)
+    good = {**defaults, "weightings": [*PAPER_WEIGHTINGS, "probe_accuracy_heldout"], "published_weightings": []}
+    assert params.problems("02", good) == []
+    for key, value, message in [("weightings", ["probe_acuracy"], "unknown weighting 'probe_acuracy'"),
+                                ("weightings", ["probe_accuracy", "accuracy"], "published by the authors"),
+                                ("weightings", ["uniform"], "must include ['probe_accuracy']"),
+                                ("published_weightings", ["linear"], "computed here"),
+                                ("published_weightings", "accuracy", "expected a list of names")]:
+        problems = params.problems("02", {**defaults, key: value})
+        assert len(problems) == 1 and problems[0].startswith(f"{key}: ") and message in problems[0], problems
