@@ -210,3 +210,25 @@ def test_notebook_02_accepts_every_weighting_name_and_refuses_unknown_ones():
                                 ("published_weightings", "accuracy", "expected a list of names")]:
         problems = params.problems("02", {**defaults, key: value})
         assert len(problems) == 1 and problems[0].startswith(f"{key}: ") and message in problems[0], problems
+
+
+def test_the_detection_weight_sample_is_uniform_across_classes(tmp_path):
+    """Eight dog images, two cats, two cars: six images drawn across classes are two of each
+    (taking every k-th image, as before, drew mostly dogs)."""
+    from test_paper_assets import write_voc
+
+    from revisal.data.labels import VOC_CLASSES
+    from revisal.data.transforms import CAFFE_NORMALIZE
+    from revisal.experiments.setup import detection_source, weight_sample
+
+    images = {f"{i:06d}": [(cls, (2, 3, 30, 25), 0)] for i, cls in enumerate(["dog"] * 8 + ["cat"] * 2 + ["car"] * 2)}
+    write_voc(tmp_path, images)
+
+    class Zoo:
+        normalize = CAFFE_NORMALIZE
+
+    source = detection_source(Zoo(), "voc07", str(tmp_path), input_size=32)
+    x, labels = weight_sample(Zoo(), "voc07", m=6, source=source)
+    assert x.shape == (6, 3, 32, 32) and labels.shape == (6, len(VOC_CLASSES))
+    counts = {VOC_CLASSES[c]: int(n) for c, n in enumerate(labels.sum(0)) if n}
+    assert counts == {"dog": 2, "cat": 2, "car": 2}

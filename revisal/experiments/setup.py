@@ -27,7 +27,8 @@ def detection_source(zoo, dataset: str, root: str | None = None, input_size: int
 def weight_sample(zoo, dataset: str = "testbed", m: int = 400, size: int = 64, seed: int = 0,
                   source: DetectionSource | None = None) -> tuple[Tensor, Tensor]:
     """M images (and multi-hot labels) to compute data-driven layer weights from: testbed validation
-    scenes (never the scored test split), or every k-th image of a detection source."""
+    scenes (never the scored test split), or M images of a detection source sampled uniformly across
+    classes, as the paper's § 4.2 says (:func:`revisal.layer_weights.sample_across_classes`)."""
     if dataset == "testbed":
         split = testbed.load("val", m, size, seed, progress=False)
         return zoo.normalize(split.pixels(range(len(split)))), split.labels
@@ -37,13 +38,15 @@ def weight_sample(zoo, dataset: str = "testbed", m: int = 400, size: int = 64, s
 
     from ..data.transforms import ShorterSide
 
-    step = max(1, len(source.dataset) // m)
-    images, labels = [], []
-    for i in range(0, len(source.dataset), step)[:m]:
-        image, target = source.dataset[i]
+    from ..layer_weights import sample_across_classes
+
+    labels = torch.zeros(len(source.dataset), source.num_classes)
+    for p in source.pairs():
+        labels[p.image, p.class_id] = 1
+    chosen = sample_across_classes(labels, min(m, len(labels)), seed)
+    images = []
+    for i in chosen.tolist():
+        image, _ = source.dataset[i]
         x = center_crop(ShorterSide(source.input_size)(to_tensor(image)), [source.input_size] * 2)
         images.append(source.normalize(x))
-        y = torch.zeros(source.num_classes)
-        y[[p.class_id for p in source.pairs() if p.image == i]] = 1
-        labels.append(y)
-    return torch.stack(images), torch.stack(labels)
+    return torch.stack(images), labels[chosen]
