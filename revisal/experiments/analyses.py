@@ -16,11 +16,11 @@ from ..activations import layer_activations
 from ..engine import saliency
 from ..files import digest_arrays, digest_file
 from ..layer_weights import PUBLISHED_WEIGHTINGS, layer_weights
-from ..paper import COUNTERPART
-from ..published_weights import LAYERS as PUBLISHED_LAYERS
 from ..metrics import class_sensitivity as _class_sensitivity
 from ..metrics import identity_trick_correlation, spearman
 from ..metrics.randomization import cascading_randomization
+from ..paper import COUNTERPART
+from ..published_weights import LAYERS as PUBLISHED_LAYERS
 from .cache import CACHE_ROOT, IncompleteRun, RunCache, device_of, weights_checksum
 from .pointing import WEIGHT_KINDS, PointingResults, pointing_game
 
