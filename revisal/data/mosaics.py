@@ -110,8 +110,9 @@ def classify_photos(zoo, photos: dict[str, np.ndarray], *, min_confidence: float
     if not photos:
         raise ValueError("photos: none to classify")
     names = sorted(photos)
-    pixels = torch.stack([to_pixels(photos[n], size) for n in names]).to(device)
     model = zoo.model.to(device)
+    dtype = next(model.parameters()).dtype
+    pixels = torch.stack([to_pixels(photos[n], size) for n in names]).to(device, dtype)
     with torch.no_grad():
         probs = model(zoo.normalize(pixels)).float().softmax(-1).cpu()
     p, c = probs.max(-1)
