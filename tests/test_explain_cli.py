@@ -13,6 +13,7 @@ import torch
 import torchvision
 from PIL import Image
 
+import revisal
 from revisal.__main__ import main
 from revisal.data.transforms import IMAGENET_NORMALIZE
 from revisal.explain import WeightsNotFoundError, image_paths, load_model, output_names, read_image
@@ -128,7 +129,21 @@ def test_user_model_from_module_path(tmp_path, photo_dir, monkeypatch, capsys):
     assert meta["target"] == {"index": 2, "name": "blue"}
     assert {t["name"] for t in meta["top5"]} == {"red", "green", "blue"}
     assert np.load(out / "coffee.npy").shape == (1, 1, 32, 32)
+    # meta-saliency through the CLI equals revisal.saliency with a MetaStep on the same input
+    rc = main(["explain", str(photo_dir / "sub" / "coffee.jpg"), "--model", "usercode.nets:build", "--size", "32",
+               "--classes", str(tmp_path / "names.txt"), "--target", "2", "--layers", "2", "--methods", "normgrad",
+               "--meta", "0.01", "--out", str(tmp_path / "meta"), "--no-progress"])
+    assert rc == 0
     model = sys.modules["usercode.nets"].MODEL
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = IMAGENET_NORMALIZE(read_image(photo_dir / "sub" / "coffee.jpg", 32))[None]
+    expected = revisal.saliency(model, x, 2, ["2"], ["normgrad"], meta=revisal.MetaStep(lr=0.01))
+    plain = revisal.saliency(model, x, 2, ["2"], ["normgrad"])
+    expected = expected.resized((32, 32))["normgrad", "2"][0, 0].numpy()
+    got = np.load(tmp_path / "meta" / "coffee.npy")[0, 0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7 * float(np.abs(expected).max()))
+    assert not np.allclose(got, plain.resized((32, 32))["normgrad", "2"][0, 0].numpy(), rtol=1e-3)
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     zoo = load_model("usercode.nets:build")
     assert zoo.model is not model  # built afresh on each load
     assert not any(p.grad is not None for p in model.parameters())
@@ -181,3 +196,19 @@ def test_weights_that_do_not_fit_are_refused(tmp_path):
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
     with pytest.raises(ValueError, match="does not fit this model"):
         load_model("torchvision:resnet34", weights=tmp_path / "r18.pth")
+
+
+def test_timm_model_with_weights_file(tmp_path, photo_dir, capsys):
+    """timm:<name> with a state dict on disk: timm's own preprocessing config, ImageNet class names."""
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", pretrained=False)
+    torch.save(model.state_dict(), tmp_path / "timm_r18.pth")
+    zoo = load_model("timm:resnet18", weights=tmp_path / "timm_r18.pth", input_size=64)
+    assert zoo.classes[282] == "tiger cat" and zoo.normalize.mean == tuple(model.pretrained_cfg["mean"])
+    assert all(torch.equal(a, b) for a, b in zip(zoo.model.state_dict().values(), model.state_dict().values()))
+    rc = main(["explain", str(photo_dir / "chelsea.png"), "--model", "timm:resnet18", "--weights",
+               str(tmp_path / "timm_r18.pth"), "--size", "64", "--layers", "layer4", "--methods", "grad_cam",
+               "--out", str(tmp_path / "o"), "--no-progress"])
+    assert rc == 0 and (tmp_path / "o" / "chelsea.npy").is_file()

@@ -107,3 +107,29 @@ def test_runner_refuses_duplicate_classes():
     kept = [c.__class__(**{**c.__dict__, "kept": True}) for c in classify_photos(zoo, photos, min_confidence=0.5)]
     with pytest.raises(ValueError, match="distinct classes"):
         gp.grid_pointing_game(zoo, photos, kept, ["normgrad"], ["0"], mosaics=1, cache_root=None, progress=False)
+
+
+def test_grid_parameters_are_checked():
+    from revisal.experiments.schema import SPEC
+
+    for value in (0, 1, 1.5, "high"):
+        with pytest.raises((ValueError, TypeError), match="grid_min_confidence"):
+            SPEC["grid_min_confidence"]({"grid_min_confidence": value}, "grid_min_confidence")
+    assert SPEC["grid_min_confidence"]({"grid_min_confidence": 0.3}, "grid_min_confidence") == 0.3
+    with pytest.raises(ValueError, match="ImageNet model"):
+        SPEC["grid_model"]({"grid_model": "mini_vgg"}, "grid_model")
+    with pytest.raises(ValueError):
+        SPEC["grid_methods"]({"grid_methods": ["normgrd"]}, "grid_methods")
+
+
+def test_readme_note_counts_the_photos(tmp_path):
+    import json
+
+    from revisal.readme import grid
+
+    assert "once `make figures`" in grid(tmp_path)
+    (tmp_path / "table_grid_pointing.json").write_text(json.dumps(
+        {"photos": ["chelsea", "coffee", "china", "rocket", "motorcycle"], "mosaics": [[0, 1, 2, 3]] * 10,
+         "target_cells": 40}))
+    note = grid(tmp_path)
+    assert "**5 distinct photos**" in note and "10 2×2 mosaics (40 target cells)" in note and "small sample" in note
