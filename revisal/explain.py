@@ -95,13 +95,36 @@ def load_model(spec: str, *, weights: str | Path | None = None, download: bool =
         zoo.normalize = NORMALIZATIONS[normalize] or _identity
     if input_size is not None:
         zoo.input_size = input_size
+    n_out = _forward_outputs(zoo)
     if classes is not None:
         zoo.classes = _check_classes(classes)
+        if len(zoo.classes) != n_out:
+            raise ValueError(f"classes: {len(zoo.classes)} class names for a model with {n_out} outputs")
+    elif len(zoo.classes) != n_out:
+        zoo.classes = _numbered(n_out)
     zoo.model.classes = list(zoo.classes)
-    n_out = _output_size(zoo.model)
-    if n_out is not None and n_out != len(zoo.classes):
-        raise ValueError(f"classes: {len(zoo.classes)} class names for a model with {n_out} outputs")
     return zoo
+
+
+def _forward_outputs(zoo: ZooModel) -> int:
+    """The number of classes the model outputs for one grey image of its input size ([1, K] logits
+    expected); the model is left as found."""
+    from .state import preserved_state
+
+    param = next(zoo.model.parameters(), None)
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    device = param.device if param is not None else torch.device("cpu")
+    pixels = torch.full((1, 3, zoo.input_size, zoo.input_size), 0.5, dtype=dtype, device=device)
+    with preserved_state(zoo.model), torch.no_grad():
+        try:
+            out = zoo.model.eval()(zoo.normalize(pixels))
+        except Exception as error:
+            raise ValueError(f"model: {zoo.name} fails on a [1, 3, {zoo.input_size}, {zoo.input_size}] image "
+                             f"({type(error).__name__}: {error}); check --size and --normalize") from None
+    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 1:
+        raise ValueError(f"model: expected class scores [N, K] from {zoo.name}, got "
+                         f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")
+    return int(out.shape[1])
 
 
 def _check_weights_file(weights: str | Path | None) -> Path | None:

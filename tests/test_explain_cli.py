@@ -212,3 +212,27 @@ def test_timm_model_with_weights_file(tmp_path, photo_dir, capsys):
                str(tmp_path / "timm_r18.pth"), "--size", "64", "--layers", "layer4", "--methods", "grad_cam",
                "--out", str(tmp_path / "o"), "--no-progress"])
     assert rc == 0 and (tmp_path / "o" / "chelsea.npy").is_file()
+
+
+def test_class_names_follow_the_model_output(tmp_path, monkeypatch):
+    """A model whose head is a conv (no nn.Linear): its 10 outputs are named by index; a class list
+    of another length, or a model that does not give [N, K] scores, is refused."""
+    pkg = tmp_path / "convhead"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(textwrap.dedent("""
+        from torch import nn
+
+        def build():
+            return nn.Sequential(nn.Conv2d(3, 10, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+        def bad():
+            return nn.Conv2d(3, 4, 3)
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    zoo = load_model("convhead:build", input_size=16)
+    assert zoo.classes == [f"class {i}" for i in range(10)] and zoo.model.classes == zoo.classes
+    (tmp_path / "three.txt").write_text("a\nb\nc\n")
+    with pytest.raises(ValueError, match="3 class names for a model with 10 outputs"):
+        load_model("convhead:build", input_size=16, classes=tmp_path / "three.txt")
+    with pytest.raises(ValueError, match=r"expected class scores \[N, K\]"):
+        load_model("convhead:bad", input_size=16)
