@@ -171,6 +171,12 @@ def test_missing_weights_say_how_to_get_them(tmp_path, photo_dir, monkeypatch, c
     with pytest.raises(WeightsNotFoundError, match="--download.*--weights FILE"):
         load_model("torchvision:resnet18")
     assert not (tmp_path / "empty_hub").exists()
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty_hf"))
+    with pytest.raises(WeightsNotFoundError, match="not in the Hugging Face cache.*--download"):
+        load_model("timm:resnet18")
+    assert not (tmp_path / "empty_hf").exists()
     rc = main(["explain", str(photo_dir), "--model", "vgg16", "--out", str(tmp_path / "o")])
     assert rc == 2 and "--download" in capsys.readouterr().err
 
