@@ -39,6 +39,10 @@ GALLERY = [
     ("02_layer_combination", "fig02_layer_combination.png", "Fig. 2: per-layer maps and their combination"),
     ("02_layer_combination", "fig03_pointing_by_depth.png", "Fig. 3: pointing accuracy by depth"),
     ("02_layer_combination", "fig09_layer_weights.png", "Fig. 9: layer weights"),
+    ("02_layer_combination", "table_grid_photos.md", "not in the paper: the offline photos, kept when EfficientNet-Lite0 is confident"),
+    ("02_layer_combination", "table_grid_pointing.md", "not in the paper: grid pointing game (Böhle et al. 2022) beside the testbed"),
+    ("02_layer_combination", "fig_grid_pointing.png", "not in the paper: grid pointing game hit rates"),
+    ("02_layer_combination", "fig_grid_pointing_examples.png", "not in the paper: one mosaic, each cell's class"),
     ("03_class_sensitivity", "fig06_class_sensitivity.png", "Fig. 6: class sensitivity by depth"),
     ("03_class_sensitivity", "fig05_class_sensitivity_examples.png", "Fig. 5: maps for the ground-truth, max and min class"),
     ("04_meta_saliency", "fig07_meta_class_sensitivity.png", "Fig. 7: class sensitivity with meta-saliency"),
@@ -126,6 +130,19 @@ def pointing(figures: Path) -> str:
     return "\n".join(lines) + ("\n\n" + note if note else "")
 
 
+def grid(figures: Path) -> str:
+    """What the grid pointing game on real photos rests on (notebook 02), from its table's sidecar."""
+    path = figures / "table_grid_pointing.json"
+    if not path.is_file():
+        return "_The grid pointing game's sample appears here once `make figures` has run notebook 02._"
+    side = json.loads(path.read_text())
+    photos, mosaics = side.get("photos", []), side.get("mosaics", [])
+    return (f"The grid pointing game on EfficientNet-Lite0 rests on **{len(photos)} distinct photos** "
+            f"({', '.join(photos)}), recombined into {len(mosaics)} 2×2 mosaics ({side.get('target_cells', 0)} "
+            "target cells). This is a small sample: it checks the testbed's pattern on a real network and real "
+            "photos; it is not a benchmark (table and figure in the 02 gallery below).")
+
+
 def models() -> str:
     """The mini models' size, training and test mAP, from the shipped weights' manifests."""
     lines = ["| model | architecture | parameters | epochs | train time (2 cores) | test mAP |", "|---|---|---|---|---|---|"]
@@ -168,7 +185,7 @@ def gallery(figures: Path, prefix: str = "figures") -> str:
 
 SECTIONS: dict[str, Callable[[Path], str]] = {
     "claims": claims, "pointing": pointing, "models": lambda figures: models(), "captioner": captioner,
-    "gallery": gallery,
+    "gallery": gallery, "grid": grid,
 }
 
 

@@ -18,6 +18,7 @@ ORACLES = {
     "sklearn": "scikit-learn",
     "nltk": "nltk",
     "scipy": "scipy",
+    "quantus": "quantus",
 }
 
 

@@ -26,6 +26,7 @@ EXPECTED = ["fig15_methods_by_depth.png", "fig04_gradcam_by_depth.png", "fig04b_
             "table04_identity_trick.md",
             "table03_pointing_game.md", "table05_best_layer.md", "table06_weighting_gains.md",
             "fig02_layer_combination.png", "fig03_pointing_by_depth.png", "fig09_layer_weights.png",
+            "table_grid_photos.md", "table_grid_pointing.md", "fig_grid_pointing.png", "fig_grid_pointing_examples.png",
             "fig06_class_sensitivity.png", "fig05_class_sensitivity_examples.png", "fig07_meta_class_sensitivity.png",
             "fig10_meta_dynamics.png", "fig11_meta_stabilisation.png", "fig12_meta_examples.png",
             "fig08_randomization.png", "fig08b_randomization_curves.png", "fig13_randomization_examples_1.png",
@@ -52,7 +53,7 @@ def paper_fake(tmp_path_factory) -> dict:
         identity_n=3, sensitivity_n=3, randomization_n=2, weight_images=3, batch_size=4, dynamics_n=3,
         photos=["chelsea"], qualitative_blocks=["classifier.6"], bootstrap_resamples=100,
         selectivity_photos=["chelsea", "coffee"],
-        randomization_blocks=["classifier.6"], caption_n=24, caption_examples=2,
+        randomization_blocks=["classifier.6"], caption_n=24, caption_examples=2, grid_mosaics=1,
         train={"train_size": 64, "val_size": 32, "test_size": 32, "epochs": 2, "out": str(tmp / "models")},
     )
 

@@ -164,6 +164,22 @@ def _config_fields(config: str, exclude: Sequence[str] = (), require: Sequence[s
 
 _COUNT = _value(checks.positive_int)
 
+
+def _probability(p: Mapping[str, Any], name: str) -> float:
+    """A number strictly between 0 and 1."""
+    value = checks.finite_number(p[name], name)
+    if not 0 < value < 1:
+        raise ValueError(f"{name}: expected a probability in (0, 1), got {value!r}")
+    return value
+
+
+def _imagenet_model(p: Mapping[str, Any], name: str) -> str:
+    """A zoo model with ImageNet's 1000 classes (the grid pointing game's photos are ImageNet classes)."""
+    model = checks.model_name(p[name], name)
+    if model not in ("efficientnet_lite0", "vgg16", "resnet50"):
+        raise ValueError(f"{name}: expected an ImageNet model (efficientnet_lite0, vgg16, resnet50), got {model!r}")
+    return model
+
 #: The thresholds the notebooks' verdict tables compare their statistics with (any finite number).
 THRESHOLDS = (
     "threshold_selectivity_gain", "threshold_selective_share",  # 00
@@ -231,6 +247,10 @@ SPEC: dict[str, Check] = {
     "caption_train": _optional(_config_fields("CaptionerConfig", require=("out",))),
     # verdict tables: the bootstrap, the two-object images of 00, and each claim's threshold
     "bootstrap_resamples": _COUNT,
+    # 02's grid pointing game on real photos; 00's optional widgets
+    "grid_model": _imagenet_model, "grid_mosaics": _COUNT, "grid_min_confidence": _probability,
+    "grid_methods": _value(checks.method_names),
+    "interactive": _value(checks.boolean),
     "selectivity_photos": _value(checks.photo_names),
     "contrast_class": _class_of("model"),
     "image_path": _optional(_value(checks.existing_path, "file")),

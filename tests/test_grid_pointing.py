@@ -1,0 +1,135 @@
+"""Grid pointing game: mosaics, the choice of photos, and the runner on a model whose answer is known."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import revisal.experiments.grid_pointing as gp
+from revisal.data.mosaics import SOURCES, arrangements, classify_photos, mosaic, offline_photos
+from revisal.data.photos import to_pixels
+from revisal.models import ZooModel
+
+COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "black": (0, 0, 0),
+           "dark_red": (128, 0, 0), "grey": (40, 40, 40)}
+
+
+def _solid(rgb, shape=(20, 30)) -> np.ndarray:
+    return np.broadcast_to(np.array(rgb, dtype=np.uint8), (*shape, 3)).copy()
+
+
+def _colour_zoo() -> ZooModel:
+    """A 1×1 conv scoring each location's colour per class (red, green, blue, black), averaged over
+    space: logit_k = mean_u (w_k · x_u) + b_k. Its maps of class k peak where the colour of k is."""
+    conv = nn.Conv2d(3, 4, 1).double()
+    with torch.no_grad():
+        conv.weight.copy_(10 * torch.tensor([[1, -.5, -.5], [-.5, 1, -.5], [-.5, -.5, 1], [-1, -1, -1.]])[..., None, None])
+        conv.bias.copy_(torch.tensor([0, 0, 0, 3.]))
+    model = nn.Sequential(conv, nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+    return ZooModel("colours", model, normalize=lambda x: x, classes=["red", "green", "blue", "black"],
+                    layers=("", "0"), input_size=16)
+
+
+def test_arrangements_are_distinct_and_balanced():
+    plan = arrangements(5, 120, seed=3)
+    assert len(set(plan)) == 120 and all(len(set(p)) == 4 for p in plan)
+    first = plan[:5]  # one round: each subset of 4 photos once, so each photo in 4 mosaics
+    assert sorted(tuple(sorted(p)) for p in first) == list(itertools.combinations(range(5), 4))
+    assert np.bincount(np.concatenate(first)).tolist() == [4] * 5
+    assert arrangements(5, 7, seed=3) == plan[:7]
+    with pytest.raises(ValueError, match="count"):
+        arrangements(5, 121)
+    with pytest.raises(ValueError, match="needs 4 photos"):
+        arrangements(3, 1)
+
+
+def test_mosaic_layout_row_major():
+    images = [_solid(COLOURS[c]) for c in ("red", "green", "blue", "black")]
+    m = mosaic(images, cell=8)
+    assert m.shape == (3, 16, 16)
+    for k, image in enumerate(images):
+        r, c = divmod(k, 2)
+        torch.testing.assert_close(m[:, 8 * r:8 * r + 8, 8 * c:8 * c + 8], to_pixels(image, 8), rtol=0, atol=0)
+
+
+def test_classify_keeps_confident_photos_of_distinct_classes():
+    zoo = _colour_zoo()
+    photos = {name: _solid(rgb) for name, rgb in COLOURS.items()}
+    result = {c.name: c for c in classify_photos(zoo, photos, min_confidence=0.5)}
+    assert {n for n, c in result.items() if c.kept} == {"red", "green", "blue", "black"}
+    assert result["dark_red"].class_name == "red" and "more confident photo" in result["dark_red"].reason
+    assert result["grey"].probability < 0.5 and "< 0.5" in result["grey"].reason
+    with pytest.raises(ValueError, match="min_confidence"):
+        classify_photos(zoo, photos, min_confidence=1.5)
+
+
+def test_offline_photos_are_real_rgb_photos():
+    photos, missing = offline_photos()
+    assert set(photos) | set(missing) == set(SOURCES)
+    assert {"chelsea", "coffee", "rocket"} <= set(photos)  # scikit-image is a dependency
+    for image in photos.values():
+        assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8 and image.flags.writeable
+        assert image.std(axis=(0, 1)).min() > 5  # not a flat or synthetic single-colour image
+
+
+def test_runner_known_answer_and_cache(tmp_path, monkeypatch):
+    """On the colour model every class-selective map (linear approximation at the input, Grad-CAM
+    at the conv) peaks in its own cell: 100%; the input gradient is constant (a 1×1 conv and a
+    mean): no maximum, 0%. A second run reads every mosaic's maps from the cache."""
+    zoo = _colour_zoo()
+    photos = {name: _solid(COLOURS[name]) for name in ("red", "green", "blue", "black")}
+    kept = classify_photos(zoo, photos, min_confidence=0.5)
+    kwargs = dict(mosaics=6, seed=1, cell=8, cache_root=str(tmp_path), progress=False)
+    res = gp.grid_pointing_game(zoo, photos, kept, ["linear_approx", "grad_cam", "gradient"], ["", "0"], **kwargs)
+    assert len(res) == 24 and res.columns == ["", "0", "uniform sum", "linear sum", "linear product"]
+    table = res.accuracy_table()
+    assert table[0, 0] == 100 and table[1, 1] == 100 and table[0, 2:].tolist() == [100] * 3
+    assert table[2, 0] == 0
+    # every trial's target photo sits in its cell: the mosaic order, row-major
+    assert [kept_names for kept_names in res.trial_photo[:4]] == list(res.mosaics[0])
+    assert res.take(np.arange(4)).hits.shape == (3, 5, 4)
+
+    def refuse(*args, **kw):
+        raise AssertionError("saliency recomputed although every mosaic is cached")
+
+    monkeypatch.setattr(gp, "saliency", refuse)
+    again = gp.grid_pointing_game(zoo, photos, kept, ["linear_approx", "grad_cam", "gradient"], ["", "0"], **kwargs)
+    np.testing.assert_array_equal(again.hits, res.hits)
+
+
+def test_runner_refuses_duplicate_classes():
+    zoo = _colour_zoo()
+    photos = {name: _solid(COLOURS[name]) for name in ("red", "dark_red", "green", "blue", "black")}
+    kept = [c.__class__(**{**c.__dict__, "kept": True}) for c in classify_photos(zoo, photos, min_confidence=0.5)]
+    with pytest.raises(ValueError, match="distinct classes"):
+        gp.grid_pointing_game(zoo, photos, kept, ["normgrad"], ["0"], mosaics=1, cache_root=None, progress=False)
+
+
+def test_grid_parameters_are_checked():
+    from revisal.experiments.schema import SPEC
+
+    for value in (0, 1, 1.5, "high"):
+        with pytest.raises((ValueError, TypeError), match="grid_min_confidence"):
+            SPEC["grid_min_confidence"]({"grid_min_confidence": value}, "grid_min_confidence")
+    assert SPEC["grid_min_confidence"]({"grid_min_confidence": 0.3}, "grid_min_confidence") == 0.3
+    with pytest.raises(ValueError, match="ImageNet model"):
+        SPEC["grid_model"]({"grid_model": "mini_vgg"}, "grid_model")
+    with pytest.raises(ValueError):
+        SPEC["grid_methods"]({"grid_methods": ["normgrd"]}, "grid_methods")
+
+
+def test_readme_note_counts_the_photos(tmp_path):
+    import json
+
+    from revisal.readme import grid
+
+    assert "once `make figures`" in grid(tmp_path)
+    (tmp_path / "table_grid_pointing.json").write_text(json.dumps(
+        {"photos": ["chelsea", "coffee", "china", "rocket", "motorcycle"], "mosaics": [[0, 1, 2, 3]] * 10,
+         "target_cells": 40}))
+    note = grid(tmp_path)
+    assert "**5 distinct photos**" in note and "10 2×2 mosaics (40 target cells)" in note and "small sample" in note
