@@ -42,7 +42,7 @@ def collect(model: nn.Module, images: Tensor, target: Tensor | Callable, layers:
     """
     n, modules = images.shape[0], dict(model.named_modules())
     names = list(dict.fromkeys([*layers, *rule.extra_layers()]))
-    clock = [0]
+    clock = [0, 0]
     probes = []
     for name in names:
         module = modules[name] if name != INPUT_LAYER else None
@@ -57,10 +57,9 @@ def collect(model: nn.Module, images: Tensor, target: Tensor | Callable, layers:
             probe.delta = None if deltas is None else deltas[probe.name]
             if probe.module is None:
                 x = probe.capture(x)
-        with hooked((p.module, "forward", p.hook) for p in probes if p.module is not None):
-            with rule.mode(state, constants):
-                out = model(x) if params is None else functional_call(model, params, (x,))
-        state.forward_done = True
+        with rule.mode(state, constants):
+            out = model(x) if params is None else functional_call(model, params, (x,))
+        state.forward_done = clock[1] = True
         for probe in probes:
             if probe.output is None:
                 raise ValueError(f"layers: module {probe.name!r} did not run in the forward pass")
@@ -69,7 +68,8 @@ def collect(model: nn.Module, images: Tensor, target: Tensor | Callable, layers:
         y = objective(out, target, n)  # outside the rule: the objective's ops are not the network's
         return y.sum(), {p.name: (p.output.detach(), p.input_stats) for p in probes if p.name in layers}
 
-    with torch.inference_mode(False), torch.enable_grad(), rule.active(model, state, constants):
+    with torch.inference_mode(False), torch.enable_grad(), rule.active(model, state, constants), \
+            hooked((p.module, "forward", p.hook) for p in probes if p.module is not None):
         if zeros is not None:
             grads, kept = torch.func.grad(run, has_aux=True)(zeros)
         else:
@@ -97,9 +97,11 @@ class Request:
 
     def __post_init__(self) -> None:
         self.modules = dict(self.model.named_modules())
-        self.by_rule = {}
+        groups: dict[Rule, list[Method]] = {}
         for m in self.methods:
-            self.by_rule.setdefault(m.rule.configured(self.contrast_layer), []).append(m)
+            groups.setdefault(m.rule, []).append(m)
+        self.by_rule = {rule.configured(self.contrast_layer, ", ".join(repr(m.name) for m in methods)): methods
+                        for rule, methods in groups.items()}
 
     @staticmethod
     def stats(methods: list[Method]) -> tuple[str, ...]:

@@ -9,7 +9,8 @@ One :class:`LayerProbe` per requested layer. Its forward hook
   right away, so the input itself is not kept.
 
 When nothing upstream requires grad (parameters are frozen during a saliency call), no graph is
-recorded below the shallowest requested layer. The hook runs outside any rule's mode.
+recorded below the shallowest requested layer. The hook runs outside any rule's mode, and stays
+through the backward, where ``torch.utils.checkpoint`` may recompute the module.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class LayerProbe:
     output: Tensor | None = field(default=None, repr=False)
     input_stats: dict[str, Tensor] = field(default_factory=dict, repr=False)
     order: int = -1  # position in forward execution (-1: the network input)
-    clock: list[int] = field(default_factory=lambda: [0], repr=False)  # shared by the probes of a pass
+    clock: list[int] = field(default_factory=lambda: [0, 0], repr=False)  # ticks, forward done: one per pass
 
     def capture(self, value: object) -> Tensor:
         """Keep ``value`` as this layer's activation and return what the network continues with."""
@@ -76,6 +77,9 @@ class LayerProbe:
             return value + self.delta
 
     def hook(self, module: nn.Module, args: tuple, kwargs: dict, output: object) -> Tensor:
+        if self.clock[1]:  # recomputed for the backward pass (torch.utils.checkpoint): the same graph
+            with torch._C.DisableTorchFunction():
+                return output + self.delta  # type: ignore[operator]
         if not torch.is_grad_enabled():
             raise ValueError(
                 f"layers: module {self.name!r} runs with gradients disabled inside the forward pass (in a "

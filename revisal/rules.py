@@ -95,11 +95,12 @@ class Rule:
 
     name: str = "plain"
     vmappable: bool = True  # its backward runs under torch.func (no nested autograd)
+    who: str = ""  # the methods using it in one call, for error messages
 
     def refuse(self, func, state: PassState, why: str = "") -> None:
         where = state.modules[-1] if state.modules else "the model's forward"
         raise ValueError(
-            f"methods: the {self.name} rule {why or 'does not know'} {getattr(func, '__name__', func)!r} "
+            f"methods: {self.who} ({self.name} backprop) {why or 'does not know'} {getattr(func, '__name__', func)!r} "
             f"(in module {where!r}); it would fall back to the plain gradient, so it is refused"
         )
 
@@ -112,8 +113,8 @@ class Rule:
     def extra_layers(self) -> tuple[str, ...]:
         return ()
 
-    def configured(self, contrast_layer: str | None) -> "Rule":
-        return self
+    def configured(self, contrast_layer: str | None, who: str) -> "Rule":
+        return replace(self, who=who)
 
     def gradients(self, y: Tensor, probes: list, state: PassState) -> list:
         """``∂y/∂x`` (under the rule) at each probe's output, None where ``y`` does not depend on it."""
@@ -131,7 +132,7 @@ class Rule:
         def enter(module, args, name=""):
             if state.forward_done:
                 raise ValueError(
-                    f"methods: the {self.name} rule cannot run through torch.utils.checkpoint: module {name!r} "
+                    f"methods: {self.who} ({self.name} backprop) cannot run through torch.utils.checkpoint: module {name!r} "
                     "is recomputed during the backward pass, where the modified backward rules do not apply; "
                     "turn the model's checkpointing off, or use a non-invasive method")
             state.modules.append(name)
@@ -154,22 +155,34 @@ class _RuleMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if not any(t.grad_fn is not None for t in _tensors(args, kwargs)):
+            return func(*args, **kwargs)  # off the backward signal's path: nothing to rule on
         kind, params = OPS.get(func, (None, ()))
         if kind is None:
             out = func(*args, **kwargs)
-            if any(isinstance(t, Tensor) and t.requires_grad for t in (out if isinstance(out, (tuple, list)) else [out])):
+            if any(t.grad_fn is not None for t in _tensors((out,), {})):
                 self.rule.refuse(func, self.state)
             return out
         call = bind(params, args, kwargs)
-        rerun = (lambda x: func(x, *args[1:], **kwargs)) if args else (lambda x: func(**{**kwargs, "input": x}))
+        own = inplace(func, call)
+        rerun = (lambda x: func(x.clone() if own else x, *args[1:], **kwargs)) if args \
+            else (lambda x: func(**{**kwargs, "input": x}))  # an in-place call writes a copy of its input
         replacement = self.rule.handle(func, kind, call, rerun, self.state, self.constants)
         if replacement is None:
             return func(*args, **kwargs)
         x = call["input"]
-        if not inplace(func, call):
+        if not own:
             return replacement(x)
         x.copy_(replacement(x.clone()))  # the Function keeps a copy, not the tensor written here
         return x
+
+
+def _tensors(args: tuple, kwargs: dict) -> Iterator[Tensor]:
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, Tensor):
+            yield v
+        elif isinstance(v, (tuple, list)):
+            yield from (t for t in v if isinstance(t, Tensor))
 
 
 def _is_scalar(v: object, constants: set[int]) -> bool:
@@ -206,8 +219,8 @@ class ExcitationRule(Rule):
     contrast_layer: str | None = None
     vmappable: bool = False
 
-    def configured(self, contrast_layer):
-        return replace(self, contrast_layer=contrast_layer) if self.contrastive else self
+    def configured(self, contrast_layer, who):
+        return replace(self, who=who, contrast_layer=contrast_layer if self.contrastive else None)
 
     def extra_layers(self):
         return (self.contrast_layer,) if self.contrast_layer is not None else ()
