@@ -98,10 +98,10 @@ class Rule:
     who: str = ""  # the methods using it in one call, for error messages
 
     def refuse(self, func, state: PassState, why: str = "") -> None:
-        where = state.modules[-1] if state.modules else "the model's forward"
+        where = f"module {state.modules[-1]!r}" if state.modules and state.modules[-1] else "the model's own forward"
         raise ValueError(
             f"methods: {self.who} ({self.name} backprop) {why or 'does not know'} {getattr(func, '__name__', func)!r} "
-            f"(in module {where!r}); it would fall back to the plain gradient, so it is refused"
+            f"(in {where}); it would fall back to the plain gradient, so it is refused"
         )
 
     def handle(self, func, kind: str, call: dict, rerun: Callable, state: PassState,
