@@ -47,7 +47,9 @@ def saliency(
     backward rules. See ``revisal.METHODS`` for the registry.
 
     All non-invasive methods at all layers come from one forward and one ``torch.autograd.grad``
-    call per batch (chunk); each backward rule the invasive methods use costs one more pass.
+    call per batch (chunk), :func:`revisal.collect.collect`; each backward rule the invasive
+    methods use costs one more. Call graph: ``saliency → Request.run`` (or ``meta_maps →
+    Request.run`` / vmapped ``collect``) ``→ collect`` per rule ``→ layer_maps`` per layer.
     Parameters are frozen during the call, so no weight gradient is ever computed.
 
     Args:
@@ -68,7 +70,8 @@ def saliency(
         meta: a :class:`revisal.MetaStep` for meta-saliency (maps computed after one inner SGD step
             per sample, paper § 4.4).
         contrast_layer: contrastive EB subtracts the dual excitation at this layer and every layer
-            below it (default: everywhere below the classifier, i.e. the last Linear/Conv2d).
+            below it (default: at every layer; the dual negates the classifier, i.e. the last
+            linear map, conv or linear, that runs in the forward pass).
         batch_size: split the batch into chunks of this size (one pass per chunk and rule).
         progress: show a progress bar over chunks.
 
