@@ -68,7 +68,7 @@ def collect(model: nn.Module, images: Tensor, target: Tensor | Callable, layers:
         y = objective(out, target, n)  # outside the rule: the objective's ops are not the network's
         return y.sum(), {p.name: (p.output.detach(), p.input_stats) for p in probes if p.name in layers}
 
-    with torch.inference_mode(False), torch.enable_grad(), rule.active(model, state, constants), \
+    with torch.inference_mode(False), torch.enable_grad(), rule.active(model, state), \
             hooked((p.module, "forward", p.hook) for p in probes if p.module is not None):
         if zeros is not None:
             grads, kept = torch.func.grad(run, has_aux=True)(zeros)

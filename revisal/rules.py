@@ -121,7 +121,7 @@ class Rule:
         return list(torch.autograd.grad(y, [p.delta for p in probes], allow_unused=True))
 
     @contextmanager
-    def active(self, model: nn.Module, state: PassState, constants: set[int]) -> Iterator[None]:
+    def active(self, model: nn.Module, state: PassState) -> Iterator[None]:
         """The rule's hold on a pass (forward and backward): module names for errors, and a refusal
         of any module that runs again once the forward is over (checkpointing recomputes it, where
         no rule applies). The plain rule holds nothing."""
