@@ -149,6 +149,23 @@ def test_meta_refuses_a_shared_module_in_both_batchings(batching):
                          meta=revisal.MetaStep(1e-3, batching=batching))
 
 
+def test_collect_under_vmap_refuses_a_shared_module():
+    """The vmapped pass is ``collect`` itself, with the loop's probes: the shared module is refused
+    there too, not only by the first sample's loop."""
+    from torch.func import vmap
+
+    from revisal.collect import collect
+    from revisal.rules import RULES
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=4).eval().requires_grad_(False)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    zeros = {"layer1.0.relu": torch.zeros(1, 64, 8, 8)}
+    one = lambda xi: collect(model, xi[None], lambda o: o[:, 1], ["layer1.0.relu"], RULES["plain"], zeros=zeros)  # noqa: E731
+    with pytest.raises(ValueError, match="more than once"):
+        vmap(one)(x)
+
+
 # ---- Op coverage: every op an invasive pass meets follows the paper's rule or is refused. ----
 # Oracle: the rule computed the slow way in float64 on a chain of stages, from each stage's Jacobian
 # W (torch.autograd.functional; a bias does not enter it): excitation p' = x ⊙ W⁺ᵀ(p ⊘ W⁺x), guided
