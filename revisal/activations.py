@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from .probes import hooked
 from .state import preserved_state
 from .validation import check_images, check_images_fit_model, check_layers, check_model
 
@@ -25,18 +26,14 @@ def layer_activations(model: nn.Module, images: Tensor, layers: Sequence[str], b
     outputs: dict[str, list[Tensor]] = {name: [] for name in names}
 
     def keep(name):
-        def hook(module, args, out):
+        def hook(module, args, kwargs, out):
             outputs[name].append(out.detach().clone())
         return hook
 
-    handles = [modules[name].register_forward_hook(keep(name)) for name in names if name]
-    try:
-        with preserved_state(model), torch.no_grad():
-            for chunk in images.split(batch_size):
-                if "" in outputs:
-                    outputs[""].append(chunk.clone())
-                model(chunk.clone())  # the model may write to its input
-    finally:
-        for h in handles:
-            h.remove()
+    with hooked((modules[name], "forward", keep(name)) for name in names if name), preserved_state(model), \
+            torch.no_grad():
+        for chunk in images.split(batch_size):
+            if "" in outputs:
+                outputs[""].append(chunk.clone())
+            model(chunk.clone())  # the model may write to its input
     return [torch.cat(outputs[name]) for name in layers]

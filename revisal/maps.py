@@ -1,14 +1,21 @@
-"""The result type of :func:`revisal.saliency`: maps indexed by ``(method, layer)``."""
+"""Making maps: :func:`layer_maps`, the only code that turns a layer's output and gradient into
+maps, and :class:`SaliencyMaps`, the result type of :func:`revisal.saliency`."""
 
 from __future__ import annotations
 
 import numbers
-from typing import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from .aggregations import factor_stats, working_precision
+from .sites import Window
+
+if TYPE_CHECKING:
+    from .methods import Method
 
 Key = tuple[str, str]
 
@@ -97,3 +104,47 @@ class SaliencyMaps(Mapping[Key, Tensor]):
         first = parts[0]
         out = {key: torch.cat([p._maps[key] for p in parts], dim=0) for key in first._maps}
         return SaliencyMaps(out, first.methods, first.layers)
+
+
+def layer_maps(module: nn.Module | None, output: Tensor, input_stats: dict[str, Tensor], g: Tensor,
+               methods: list["Method"]) -> dict[str, Tensor]:
+    """Every method's map at one layer from its output ``x``, gradient ``g`` and (for a real conv)
+    the pooled statistics of its input, sharing contributions and statistics between methods."""
+    g = working_precision(g)
+    x = working_precision(output.detach())
+    contributions: dict[str, Tensor] = {}
+    stats: dict[tuple, Tensor] = {}
+
+    def g_stat(name: str, groups: int) -> Tensor:
+        if ("g", name, groups) not in stats:
+            stats["g", name, groups] = factor_stats(g, (name,), groups)[name]
+        return stats["g", name, groups]
+
+    def x_stat(name: str, window: Window) -> Tensor:
+        if ("x", name, window) not in stats:
+            stats["x", name, window] = window.pool_stats(factor_stats(x, (name,), window.groups))[name]
+        return stats["x", name, window]
+
+    out: dict[str, Tensor] = {}
+    for method in methods:
+        site, agg = method.site, method.aggregation
+        if site.kind == "vector":
+            if site.name not in contributions:
+                contributions[site.name] = site.contribution(g, x)  # type: ignore[misc]
+            value = agg.reduce(contributions[site.name])
+        else:
+            window = site.window(module)  # type: ignore[misc]
+            g_stats = {s: g_stat(s, window.groups) for s in agg.stats}
+            if site.activation == "input":
+                x_stats = {s: input_stats[s] for s in agg.stats}
+            else:
+                x_stats = {s: x_stat(s, window) for s in agg.stats}
+            got = next(iter(x_stats.values())).shape[-2:]
+            if got != g.shape[-2:]:
+                raise ValueError(
+                    f"methods: {method.name!r}: the conv window gives a {tuple(got)} grid but the gradient is "
+                    f"{tuple(g.shape[-2:])}; the module pads or strides in a way nn.Conv2d's attributes do not describe"
+                )
+            value = agg.combine(g_stats, x_stats)
+        out[method.name] = value.unsqueeze(1)
+    return out

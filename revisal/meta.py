@@ -8,12 +8,13 @@ rate 2ε. Any saliency method is then computed at θ'. With ``ascent=True`` the 
 
 Every sample gets its own θ'. Two ways to compute them, chosen by :attr:`MetaStep.batching`:
 
-* ``"vmap"``: per-sample gradients with ``torch.func.vmap(torch.func.grad(...))`` and the second
-  pass vmapped over the per-sample parameters (chunked to ``memory_budget``); the invasive
-  excitation rules are not vmappable and fall back to the loop for their pass. The first sample
-  also runs through the loop first, so that both ways refuse bad layers and targets alike;
-* ``"loop"``: per sample, the gradient step, then the saliency passes with the model's parameters
-  holding θ' (their ``.data`` swapped in, and the original data swapped back, bit for bit).
+* ``"loop"``: per sample, the gradient step, then :meth:`Request.run` (one :func:`collect` per
+  rule) with the model's parameters holding θ' (their ``.data`` swapped in and back, bit for bit);
+* ``"vmap"``: the first sample as in the loop (so that both ways refuse bad layers and targets
+  alike, and to learn each layer's output shape), then per-sample gradients with
+  ``vmap(grad(ℓ))`` and :func:`collect` vmapped over the per-sample parameters (chunked to
+  ``memory_budget``); the excitation rules nest autograd in their backward and loop over
+  ``collect`` with each sample's parameters.
 
 ``"auto"`` (default) uses ``vmap`` on accelerators and ``loop`` on the CPU, where vmapped
 convolutions with per-sample weights run as grouped convolutions and measured slower than the loop
@@ -28,7 +29,7 @@ import decimal
 import math
 import numbers
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Literal
 
 import numpy as np
@@ -37,11 +38,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-from .aggregations import factor_stats
-from .probes import module_input
-from .rules import Rule
-from .sites import Window
-from .validation import INPUT_LAYER, check_class_ids, objective
+from .collect import Request, collect
+from .validation import check_class_ids, objective
 
 Maps = dict[tuple[str, str], Tensor]
 
@@ -113,38 +111,47 @@ def per_sample_loss(meta: MetaStep, output: object, target: Tensor | Callable, n
     return value
 
 
-def meta_maps(model: nn.Module, images: Tensor, target: Tensor | Callable, plan, meta: MetaStep,
-              trainable: list[str]) -> Maps:
-    """Maps of every method in ``plan`` at each sample's own stepped parameters θ'."""
+def meta_maps(request: Request, images: Tensor, target: Tensor | Callable, meta: MetaStep, trainable: list[str]) -> Maps:
+    """Maps of every method in ``request`` at each sample's own stepped parameters θ'."""
     if not trainable:
         raise ValueError("meta: the model has no parameter with requires_grad=True, so there is nothing to step")
+    model = request.model
+    own = [p for name, p in model.named_parameters() if name in trainable]
     batching = meta.batching
     if batching == "auto":
         batching = "loop" if images.device.type == "cpu" else "vmap"
-    params = {name: p.detach() for name, p in model.named_parameters() if name in trainable}
-    if batching == "loop":
-        return _loop(model, images, target, plan, meta, params)
-    # The loop on the first sample checks everything the loop checks (modules that never run or
-    # run twice, outputs that are not feature maps, targets, the loss) with the loop's errors.
-    _loop(model, images[:1], _sample(target, 0), plan, meta, params)
-    param_bytes = sum(p.numel() * p.element_size() for p in params.values())
-    chunk = max(1, int(meta.memory_budget // max(2 * param_bytes, 1)))
-    parts = []
-    try:
-        for start in range(0, images.shape[0], chunk):
-            sl = slice(start, start + chunk)
-            parts.append(_vmapped(model, images[sl], target[sl] if isinstance(target, Tensor) else target, plan, meta,
-                                  params))
-    except RuntimeError as error:
-        if "saved tensor hooks" not in str(error):
-            raise
-        if meta.batching == "auto":
-            return _loop(model, images, target, plan, meta, params)
-        raise ValueError(
-            "meta: batching='vmap' cannot differentiate this model: torch.func does not support the saved-tensor "
-            "hooks that torch.utils.checkpoint (use_reentrant=False) and torch.autograd.graph.save_on_cpu "
-            "install; pass MetaStep(batching='loop')"
-        ) from error
+    # vmap: the loop on the first sample checks everything the loop checks (modules that never run
+    # or run twice, outputs that are not feature maps, targets, the loss) with the loop's errors.
+    parts, classes = [], 0
+    for i in range(images.shape[0] if batching == "loop" else 1):
+        x, t = images[i : i + 1], _sample(target, i)
+        # The model's own parameters (not a functional_call): measured ~15% faster on CPU.
+        with torch.inference_mode(False), torch.enable_grad(), _unfrozen(own):
+            output = model(x.detach().clone())  # a forward may write to its input
+            grads = torch.autograd.grad(per_sample_loss(meta, output, t, 1)[0], own, allow_unused=True)
+        with _stepped(own, grads, meta.signed_step):
+            parts.append(request.run(x, t))
+        classes = output.shape[-1]
+    if batching == "vmap" and images.shape[0] > 1:
+        if isinstance(target, Tensor):
+            check_class_ids(target, classes)
+        params = {name: p.detach() for name, p in model.named_parameters() if name in trainable}
+        chunk = max(1, int(meta.memory_budget // max(2 * sum(p.numel() * p.element_size() for p in own), 1)))
+        try:
+            for start in range(1, images.shape[0], chunk):
+                sl = slice(start, start + chunk)
+                parts.append(_vmapped(request, images[sl], target[sl] if isinstance(target, Tensor) else target,
+                                      meta, params))
+        except RuntimeError as error:
+            if "saved tensor hooks" not in str(error):
+                raise
+            if meta.batching == "auto":
+                return meta_maps(request, images, target, replace(meta, batching="loop"), trainable)
+            raise ValueError(
+                "meta: batching='vmap' cannot differentiate this model: torch.func does not support the saved-tensor "
+                "hooks that torch.utils.checkpoint (use_reentrant=False) and torch.autograd.graph.save_on_cpu "
+                "install; pass MetaStep(batching='loop')"
+            ) from error
     return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 
@@ -181,26 +188,16 @@ def _stepped(parameters: list[Tensor], grads: tuple, step: float) -> Iterator[No
             p.data = data
 
 
-def _loop(model, images, target, plan, meta, params) -> Maps:
-    parts = []
-    own = [p for name, p in model.named_parameters() if name in params]  # same order as params
-    for i in range(images.shape[0]):
-        x, t = images[i : i + 1], _sample(target, i)
-        # The model's own parameters (not a functional_call): measured ~15% faster on CPU.
-        with torch.inference_mode(False), torch.enable_grad(), _unfrozen(own):
-            loss = per_sample_loss(meta, model(x.detach().clone()), t, 1)[0]  # a forward may write to its input
-            grads = torch.autograd.grad(loss, own, allow_unused=True)
-        with _stepped(own, grads, meta.signed_step):
-            parts.append(plan.run(model, x, t))
-    return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+def _objective(t: Tensor | Callable) -> Callable:
+    return (lambda out: out.gather(1, t.reshape(1, 1)).reshape(1)) if isinstance(t, Tensor) else t
 
 
-def _vmapped(model, images, target, plan, meta, params) -> Maps:
-    n = images.shape[0]
+def _vmapped(request: Request, images: Tensor, target: Tensor | Callable, meta: MetaStep,
+             params: dict[str, Tensor]) -> Maps:
+    """Per-sample gradients with ``vmap(grad(ℓ))``, then :func:`collect` vmapped over θ' for the rules
+    that allow it (the excitation rules nest autograd in their backward: a loop of ``collect``)."""
+    model, n = request.model, images.shape[0]
     tdim = 0 if isinstance(target, Tensor) else None
-    shapes, output = _output_shapes(model, images[:1], plan.layers, plan.modules)
-    if isinstance(target, Tensor):
-        check_class_ids(target, output.shape[1])
 
     def loss_one(p, x, t):
         out = functional_call(model, p, (x[None].clone(),))  # a forward may write to its input
@@ -209,101 +206,18 @@ def _vmapped(model, images, target, plan, meta, params) -> Maps:
     with torch.inference_mode(False):
         g = vmap(grad(loss_one), in_dims=(None, 0, tdim))(params, images, target)
     stepped = {k: v[None] + meta.signed_step * g[k] for k, v in params.items()}
-
+    looped = [rule for rule in request.by_rule if not rule.vmappable]
     maps: Maps = {}
-    for rule, methods in plan.by_rule.items():
-        if rule in ("excitation", "contrastive_excitation"):  # nested autograd in backward: not vmappable
-            for i in range(n):
-                p_i = {k: v[i] for k, v in stepped.items()}
-                part = _run_rule(plan, model, images[i : i + 1], _sample(target, i), rule, methods, p_i)
-                for key, value in part.items():
-                    maps.setdefault(key, []).append(value)  # type: ignore[arg-type]
-            continue
-        maps.update(_vmapped_pass(model, plan, rule, methods, stepped, images, target, tdim))
+    for i in range(n if looped else 0):
+        p_i = {k: v[i] for k, v in stepped.items()}
+        for key, value in request.run(images[i : i + 1], _sample(target, i), p_i, looped).items():
+            maps.setdefault(key, []).append(value)  # type: ignore[arg-type]
+    for rule, methods in request.by_rule.items():
+        if rule.vmappable:
+            zeros = {name: torch.zeros_like(x) for name, x in request.outputs.items()}  # sample 0's outputs
+            one = lambda p, x, t: collect(model, x[None], _objective(t), request.layers, rule, p,  # noqa: E731
+                                          stats=request.stats(methods), zeros=zeros)
+            with torch.inference_mode(False):
+                records = vmap(one, in_dims=(0, 0, tdim))(stepped, images, target)
+            maps.update(request.maps(records, methods, batched=True))
     return {k: torch.cat(v) if isinstance(v, list) else v for k, v in maps.items()}
-
-
-def _run_rule(plan, model, x, t, rule, methods, params) -> Maps:
-    saved, plan.by_rule = plan.by_rule, {rule: methods}
-    try:
-        return plan.run(model, x, t, call=lambda xx: functional_call(model, params, (xx,)))
-    finally:
-        plan.by_rule = saved
-
-
-def _vmapped_pass(model, plan, rule_name, methods, stepped, images, target, tdim) -> Maps:
-    """One rule's maps for all samples at once: the gradient at each layer output is the gradient
-    with respect to a zero perturbation δ added there, taken with ``torch.func.grad`` under vmap."""
-    layers, modules = plan.layers, plan.modules
-    conv_stats = tuple(dict.fromkeys(s for m in methods if m.site_spec.needs_conv for s in m.aggregation_spec.stats))
-    windows = {name: Window.of_conv(modules[name]) for name in layers
-               if conv_stats and name != INPUT_LAYER and isinstance(modules[name], nn.Conv2d)}
-    shapes, _ = _output_shapes(model, images[:1], layers, modules)
-
-    def one(deltas, p, x, t):
-        acts, stats, handles = {}, {}, []
-
-        def hook_for(name):
-            def hook(module, args, kwargs, out):
-                acts[name] = out
-                if name in windows:
-                    w = windows[name]
-                    stats[name] = w.pool_stats(factor_stats(module_input(module, args, kwargs), conv_stats, w.groups))
-                return out + deltas[name]
-            return hook
-
-        try:
-            for name in layers:
-                if name != INPUT_LAYER:
-                    handles.append(modules[name].register_forward_hook(hook_for(name), with_kwargs=True))
-            xin = x[None].clone()  # a forward may write to its input
-            if INPUT_LAYER in layers:
-                acts[INPUT_LAYER] = xin
-                xin = xin + deltas[INPUT_LAYER]
-            with Rule(rule_name).active(model):
-                out = functional_call(model, p, (xin,))
-        finally:
-            for h in handles:
-                h.remove()
-        if isinstance(t, Tensor):
-            y = out.gather(1, t.reshape(1, 1)).reshape(())
-        else:
-            y = t(out).reshape(())
-        return y, (acts, stats)
-
-    zeros = {name: torch.zeros(shape, dtype=images.dtype, device=images.device) for name, shape in shapes.items()}
-    with torch.inference_mode(False):
-        g, (acts, stats) = vmap(grad(one, has_aux=True), in_dims=(None, 0, 0, tdim))(zeros, stepped, images, target)
-    maps: Maps = {}
-    from .engine import layer_maps
-
-    with torch.no_grad():
-        for name in layers:
-            module = modules[name] if name != INPUT_LAYER else None
-            layer_stats = {k: v.squeeze(1) for k, v in stats.get(name, {}).items()}
-            for method_name, value in layer_maps(module, acts[name].squeeze(1), layer_stats, g[name].squeeze(1), methods).items():
-                maps[method_name, name] = value
-    return maps
-
-
-def _output_shapes(model, x, layers, modules) -> tuple[dict[str, torch.Size], object]:
-    """Each layer's output shape for a batch of one, and the model's output."""
-    shapes, handles = {}, []
-
-    def hook_for(name):
-        def hook(module, args, out):
-            shapes[name] = out.shape
-        return hook
-
-    try:
-        for name in layers:
-            if name == INPUT_LAYER:
-                shapes[name] = x.shape
-            else:
-                handles.append(modules[name].register_forward_hook(hook_for(name)))
-        with torch.no_grad():
-            output = model(x.clone())
-    finally:
-        for h in handles:
-            h.remove()
-    return shapes, output

@@ -11,74 +11,61 @@ Users add their own with :func:`register_method`, or pass a :class:`Method` (or 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Union
 
 from .aggregations import AGGREGATIONS, Aggregation
-from .rules import RULES
+from .rules import RULES, Rule
 from .sites import SITES, Site
 
 
 @dataclass(frozen=True)
 class Method:
     """A saliency method: extract at ``site``, reduce with ``aggregation``, with ``g`` obtained by
-    ordinary backpropagation (``rule="gradient"``, the non-invasive methods) or by a modified
-    backward rule (``"guided"``, ``"deconvnet"``, ``"excitation"``, ``"contrastive_excitation"``).
+    the backward ``rule``: ordinary backpropagation (``"plain"``, the non-invasive methods) or a
+    modified one (``"guided"``, ``"deconvnet"``, ``"excitation"``, ``"contrastive_excitation"``).
 
     Attributes:
         name: the key its maps are stored under in :class:`revisal.SaliencyMaps`.
-        site: a key of :data:`revisal.sites.SITES`.
-        aggregation: a key of :data:`revisal.aggregations.AGGREGATIONS`.
+        site: a :class:`Site` (or its name in :data:`revisal.SITES`).
+        aggregation: an :class:`Aggregation` (or its name in :data:`revisal.AGGREGATIONS`).
         formula: the resulting map in the paper's notation (documentation only).
         paper: where the method comes from.
-        rule: the backward rule (see :mod:`revisal.rules`); each distinct rule costs one pass.
+        rule: a :class:`revisal.rules.Rule` (or its name in ``RULES``); each distinct rule costs one pass.
     """
 
     name: str
-    site: str
-    aggregation: str
+    site: Site
+    aggregation: Aggregation
     formula: str = ""
     paper: str = ""
-    rule: str = "gradient"
-    _site: Site = field(init=False, repr=False, compare=False)
-    _aggregation: Aggregation = field(init=False, repr=False, compare=False)
+    rule: Rule = RULES["plain"]
 
     def __post_init__(self) -> None:
-        if self.site not in SITES:
-            raise ValueError(f"site: unknown site {self.site!r}; expected one of {sorted(SITES)}")
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(
-                f"aggregation: unknown aggregation {self.aggregation!r}; "
-                f"expected one of {sorted(AGGREGATIONS)}"
-            )
-        if self.rule not in RULES:
-            raise ValueError(f"rule: unknown backward rule {self.rule!r}; expected one of {RULES}")
-        object.__setattr__(self, "_site", SITES[self.site])
-        object.__setattr__(self, "_aggregation", AGGREGATIONS[self.aggregation])
-
-    @property
-    def site_spec(self) -> Site:
-        return self._site
-
-    @property
-    def aggregation_spec(self) -> Aggregation:
-        return self._aggregation
+        for attr, registry, kind in (("site", SITES, Site), ("aggregation", AGGREGATIONS, Aggregation),
+                                     ("rule", RULES, Rule)):
+            value = getattr(self, attr)
+            if isinstance(value, str) and value in registry:
+                object.__setattr__(self, attr, registry[value])
+            elif not isinstance(value, kind):
+                raise ValueError(f"{attr}: unknown {attr} {value!r}; expected one of {sorted(registry)}")
 
     @property
     def invasive(self) -> bool:
-        return self.rule != "gradient"
+        return self.rule.name != "plain"
 
     def __repr__(self) -> str:
         tail = f": {self.formula}" if self.formula else ""
-        rule = f" under {self.rule} backprop" if self.invasive else ""
-        return f"Method({self.name!r} = {self.site} + {self.aggregation}{rule}{tail})"
+        rule = f" under {self.rule.name} backprop" if self.invasive else ""
+        return f"Method({self.name!r} = {self.site.name} + {self.aggregation.name}{rule}{tail})"
 
 
 METHODS: dict[str, Method] = {}
 
 
 def register_method(
-    name: str, site: str, aggregation: str, *, formula: str = "", paper: str = "", rule: str = "gradient",
+    name: str, site: str | Site, aggregation: str | Aggregation, *, formula: str = "", paper: str = "",
+    rule: str | Rule = "plain",
     overwrite: bool = False,
 ) -> Method:
     """Add ``name = (site, aggregation)`` to :data:`METHODS` and return it.

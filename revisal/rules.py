@@ -1,330 +1,297 @@
-"""Modified backward rules of the invasive baselines (they need their own forward/backward pass).
+"""Backward rules: each one an object that owns its backward pass.
 
-A rule is a ``TorchFunctionMode``: while it is active, calls to ``relu``, ``conv2d``, ``linear``,
-average pooling, ``batch_norm`` and activation + activation additions are routed to autograd
-Functions whose forward is unchanged and whose backward implements the rule. Nothing is patched
-globally, no module is replaced, and every Function is out-of-place (TorchRay's Excitation Backprop
-broke on newer PyTorch through in-place ops in its backward functions).
+While an invasive rule's mode is active (during the model call only, not the objective), every torch
+function is looked up in :data:`revisal.ops.OPS` and, by kind, either keeps its ordinary gradient or
+runs as an autograd Function whose forward is unchanged and whose backward is the rule; a bare
+in-place call writes the rule's result back into its argument. A function the rule does not know
+whose result carries the backward signal is refused with the function's and the module's names.
 
-* **Guided backprop** (Springenberg et al.): ``ReLU*(x, p) = p₊ · 1[x > 0]``.
-* **Deconvnet** (Zeiler & Fergus): ``ReLU*(x, p) = p₊``.
-* **Excitation backprop** (Zhang et al.): a linear layer ``z = W x`` passes back
-  ``p'_j = x_j Σ_i W⁺_ij p_i / z⁺_i`` with ``z⁺ = W⁺ x`` (bias ignored); average pooling likewise with
-  its (positive) weights; a residual sum ``a + b`` splits ``p`` in proportion ``a/(a+b)``, ``b/(a+b)``;
-  BatchNorm passes ``p`` through; ReLU and max-pooling keep their usual backward.
-* **Contrastive excitation backprop**: the same, minus the excitation obtained with the classifier's
-  weights negated (its "dual"), at every layer below the contrast layer. Because every rule above
-  is linear in ``p``, subtracting the dual signal at the contrast layer and back-propagating equals
-  subtracting the two back-propagated signals, which is how it is computed here.
+* **plain**: ordinary backpropagation (the non-invasive methods).
+* **guided** (Springenberg et al.): ``ReLU*(x, p) = p₊ · 1[lo < x < hi]`` (ReLU, ReLU6, clamp at 0).
+* **deconvnet** (Zeiler & Fergus): ``ReLU*(x, p) = p₊``.
+* **excitation** (Zhang et al.): a map with weights ``W`` (conv*, linear; pools, means and
+  interpolations with their positive weights) passes back ``p'_j = x_j Σ_i W⁺_ij p_i / z⁺_i``,
+  ``z⁺ = W⁺x`` (bias ignored); ``a + αb`` of same-shape activations splits ``p`` as ``a/(a+αb)``,
+  ``αb/(a+αb)``; norms, scalar factors, sigmoids and the upper clip of ReLU6 pass ``p`` through;
+  ``x · gate(x)`` passes ``p`` to ``x`` and nothing to the gate; ReLU and max-pooling keep their
+  gradient.
+* **contrastive_excitation**: the excitation minus its dual (the last linear map that ran, i.e. the
+  classifier, with its weights negated) at every layer up to the contrast layer. Every rule above is
+  linear in ``p``, so subtracting the back-propagated dual equals TorchRay's subtraction at the
+  contrast layer.
+
+Every backward computes in at least float32 (ε = 1e-20 underflows in float16) and hands back the
+input's dtype.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+import numbers
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from .aggregations import working_precision
+from .ops import OPS, bind, inplace, positive_weights, relu_bounds
+from .probes import hooked
 
 _EPS = 1e-20  # as the Caffe reference implementation of excitation backprop
 
-# The excitation rules divide by z = W⁺x + ε. In float16 ε underflows to 0 (0/0 = NaN where z = 0)
-# and p/z overflows, so their backward computes in at least float32 (see ``working_precision``) and
-# hands back the excitation in the input's dtype; the forward is the model's own, unchanged.
 
+class _Rule(torch.autograd.Function):
+    """``forward(*xs)`` unchanged; ``backward(p, *xs)`` returns one gradient per ``x``."""
 
-class _GuidedReLU(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: Tensor) -> Tensor:
-        return torch.relu(x)
+    def forward(forward: Callable, backward: Callable, *xs: Tensor) -> Tensor:
+        return forward(*xs)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output)
-
-    @staticmethod
-    def backward(ctx, p: Tensor) -> Tensor:
-        (out,) = ctx.saved_tensors
-        return p.clamp_min(0) * (out > 0)
-
-
-class _DeconvReLU(torch.autograd.Function):
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: Tensor) -> Tensor:
-        return torch.relu(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, p: Tensor) -> Tensor:
-        return p.clamp_min(0)
-
-
-_RELUS = {F.relu, torch.relu, torch.relu_, Tensor.relu, Tensor.relu_}
-
-
-class ReLURuleMode(TorchFunctionMode):
-    """Route every ReLU through ``function`` (out-of-place, also for ``inplace=True`` calls)."""
-
-    def __init__(self, function: type[torch.autograd.Function]):
-        super().__init__()
-        self.function = function
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in _RELUS:
-            return self.function.apply(args[0])
-        return func(*args, **(kwargs or {}))
-
-
-@dataclass
-class ExcitationState:
-    """Shared by the Functions of one pass: ``dual`` flips the classifier's weights in backward."""
-
-    dual: bool = False
-    in_classifier: bool = False
-
-
-def _positive(weight: Tensor, flip: bool) -> Tensor:
-    return (-weight if flip else weight).clamp_min(0)
-
-
-class _EBConv(torch.autograd.Function):
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x, weight, bias, stride, padding, dilation, groups, classifier, state):
-        return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, weight, _, ctx.stride, ctx.padding, ctx.dilation, ctx.groups, ctx.classifier, ctx.state = inputs
-        ctx.save_for_backward(x, weight)
+        ctx.rule = inputs[1]
+        ctx.save_for_backward(*inputs[2:])
 
     @staticmethod
     def backward(ctx, p):
-        x, weight = ctx.saved_tensors
-        dtype, (x, weight, p) = x.dtype, _wide(x, weight, p)
-        w = _positive(weight, ctx.classifier and ctx.state.dual)
-        padding = ctx.padding
-        if isinstance(padding, str):  # 'same' / 'valid' → explicit (symmetric for odd kernels)
-            padding = 0 if padding == "valid" else tuple(d * (k - 1) // 2 for d, k in zip(_pair(ctx.dilation), w.shape[2:]))
-        z = F.conv2d(x, w, None, ctx.stride, padding, ctx.dilation, ctx.groups)
-        back = torch.nn.grad.conv2d_input(x.shape, w, p / (z + _EPS), ctx.stride, padding, ctx.dilation, ctx.groups)
-        return (x * back).to(dtype), None, None, None, None, None, None, None, None
-
-
-class _EBLinear(torch.autograd.Function):
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x, weight, bias, classifier, state):
-        return F.linear(x, weight, bias)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, weight, _, ctx.classifier, ctx.state = inputs
-        ctx.save_for_backward(x, weight)
-
-    @staticmethod
-    def backward(ctx, p):
-        x, weight = ctx.saved_tensors
-        dtype, (x, weight, p) = x.dtype, _wide(x, weight, p)
-        w = _positive(weight, ctx.classifier and ctx.state.dual)
-        return (x * ((p / (F.linear(x, w) + _EPS)) @ w)).to(dtype), None, None, None, None
-
-
-class _EBPool(torch.autograd.Function):
-    """Average pooling (fixed or adaptive): ``p' = x ⊙ pool*(p ⊘ pool(x))``."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x, pool):
-        return pool(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, ctx.pool = inputs
-        ctx.save_for_backward(x)
-
-    @staticmethod
-    def backward(ctx, p):
-        (x,) = ctx.saved_tensors
-        dtype, (x, p) = x.dtype, _wide(x, p)
-        with torch.enable_grad():
-            xx = x.detach().requires_grad_(True)
-            z = ctx.pool(xx)
-            (back,) = torch.autograd.grad(z, xx, p / (z.detach() + _EPS))
-        return (x * back).to(dtype), None
-
-
-class _EBPassThrough(torch.autograd.Function):
-    """BatchNorm in excitation backprop: the excitation passes through unchanged."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x, norm):
-        return norm(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, p):
-        return p, None
-
-
-class _EBSum(torch.autograd.Function):
-    """A residual sum ``a + b`` splits the excitation in proportion to each summand."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(a, b):
-        return a + b
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)  # not the output: an in-place op may overwrite it
-
-    @staticmethod
-    def backward(ctx, p):
-        a, b = ctx.saved_tensors
-        dtypes, (a, b, p) = (a.dtype, b.dtype), _wide(a, b, p)
-        out = a + b
-        safe = torch.where(out == 0, torch.ones_like(out), out)
-        share = torch.where(out == 0, torch.full_like(out, 0.5), a / safe)
-        return (share * p).to(dtypes[0]), ((1 - share) * p).to(dtypes[1])
+        return None, None, *ctx.rule(p, *ctx.saved_tensors)
 
 
 def _wide(*tensors: Tensor) -> list[Tensor]:
     return [working_precision(t) for t in tensors]
 
 
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-_ADDS = {torch.add, Tensor.add, Tensor.__add__, Tensor.__radd__, Tensor.__iadd__, Tensor.add_}
-_AVG_POOLS = {F.avg_pool2d, F.adaptive_avg_pool2d}
-
-
-class ExcitationMode(TorchFunctionMode):
-    """Excitation-backprop rules for conv2d, linear, average pooling, batch norm and residual sums."""
-
-    def __init__(self, state: ExcitationState):
-        super().__init__()
-        self.state = state
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is F.conv2d:
-            call = _bind(args, kwargs, ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
-                         (None, None, None, 1, 0, 1, 1))
-            return _EBConv.apply(*call, self.state.in_classifier, self.state)
-        if func is F.linear:
-            x, weight, bias = _bind(args, kwargs, ("input", "weight", "bias"), (None, None, None))
-            return _EBLinear.apply(x, weight, bias, self.state.in_classifier, self.state)
-        if func in _AVG_POOLS or _spatial_mean(func, args, kwargs):
-            return _EBPool.apply(args[0], lambda t: func(t, *args[1:], **kwargs))
-        if func is F.batch_norm:
-            return _EBPassThrough.apply(args[0], lambda t: func(t, *args[1:], **kwargs))
-        if func in _ADDS and len(args) == 2 and not kwargs and _activations(*args):
-            return _EBSum.apply(*args)
-        return func(*args, **kwargs)
-
-
-def _spatial_mean(func, args: tuple, kwargs: dict) -> bool:
-    """``x.mean((2, 3))``-style global average pooling of a 4-D activation."""
-    if func not in (torch.mean, Tensor.mean) or not args or not isinstance(args[0], Tensor) or args[0].dim() != 4:
-        return False
-    dims = kwargs.get("dim", args[1] if len(args) > 1 else None)
-    if dims is None:
-        return False
-    dims = {d % 4 for d in ((dims,) if isinstance(dims, int) else dims)}
-    return dims == {2, 3}
-
-
-def _bind(args: tuple, kwargs: dict, names: Sequence[str], defaults: Sequence) -> list:
-    values = list(args) + [None] * (len(names) - len(args))
-    return [kwargs.get(n, v if i < len(args) else d) for i, (n, v, d) in enumerate(zip(names, values, defaults))]
-
-
-def _activations(a, b) -> bool:
-    return (isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape
-            and a.requires_grad and b.requires_grad)
-
-
-def default_classifier(model: nn.Module) -> str:
-    """The classifier layer whose weights contrastive EB negates: the last Linear/Conv2d module."""
-    for name, module in reversed(list(model.named_modules())):
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
-            return name
-    raise ValueError("model: no nn.Linear or nn.Conv2d layer to use as the classifier for contrastive EB")
-
-
-RULES = ("gradient", "guided", "deconvnet", "excitation", "contrastive_excitation")
+def _excite(op: Callable[[Tensor], Tensor]) -> Callable:
+    """Excitation backward of ``op``, a linear map with non-negative weights: ``x ⊙ op*(p ⊘ op(x))``."""
+    def backward(p: Tensor, x: Tensor) -> tuple[Tensor]:
+        (xw, pw) = _wide(x, p)
+        with torch.enable_grad():
+            xx = xw.detach().requires_grad_(True)
+            z = op(xx)
+            (back,) = torch.autograd.grad(z, xx, pw / (z.detach() + _EPS))
+        return ((xw * back).to(x.dtype),)
+    return backward
 
 
 @dataclass
+class PassState:
+    """One pass of one rule: the module running now, linear maps counted in execution order, the
+    classifier (the last one), whether the forward is over and whether the dual backward runs."""
+
+    modules: list[str] = field(default_factory=list)
+    maps: int = 0
+    classifier: int = -1
+    forward_done: bool = False
+    dual: bool = False
+
+
+@dataclass(frozen=True)
 class Rule:
-    """A backward rule for one pass. ``active(model)`` enters its mode; for contrastive EB it also
-    marks the classifier's forward so that a later ``state.dual`` backward negates its weights."""
+    """Ordinary backpropagation; subclasses change the backward of the ops they know."""
 
-    name: str
-    state: ExcitationState = field(default_factory=ExcitationState)
+    name: str = "plain"
+    vmappable: bool = True  # its backward runs under torch.func (no nested autograd)
+    who: str = ""  # the methods using it in one call, for error messages
 
-    def __post_init__(self) -> None:
-        if self.name not in RULES:
-            raise ValueError(f"rule: unknown backward rule {self.name!r}; expected one of {RULES}")
+    def refuse(self, func, state: PassState, why: str = "") -> None:
+        where = f"module {state.modules[-1]!r}" if state.modules and state.modules[-1] else "the model's own forward"
+        raise ValueError(
+            f"methods: {self.who} ({self.name} backprop) {why or 'does not know'} {getattr(func, '__name__', func)!r} "
+            f"(in {where}); it would fall back to the plain gradient, so it is refused"
+        )
 
-    @property
-    def contrastive(self) -> bool:
-        return self.name == "contrastive_excitation"
-
-    def _mode(self) -> TorchFunctionMode | None:
-        if self.name == "guided":
-            return ReLURuleMode(_GuidedReLU)
-        if self.name == "deconvnet":
-            return ReLURuleMode(_DeconvReLU)
-        if self.name in ("excitation", "contrastive_excitation"):
-            return ExcitationMode(self.state)
+    def handle(self, func, kind: str, call: dict, rerun: Callable, state: PassState,
+               constants: set[int]) -> Callable | None:
+        """The replacement ``(input) → output`` of this call (``rerun(x)`` calls it again with another
+        input), or None to run it with its own gradient."""
         return None
 
+    def extra_layers(self) -> tuple[str, ...]:
+        return ()
+
+    def configured(self, contrast_layer: str | None, who: str) -> "Rule":
+        return replace(self, who=who)
+
+    def gradients(self, y: Tensor, probes: list, state: PassState) -> list:
+        """``∂y/∂x`` (under the rule) at each probe's output, None where ``y`` does not depend on it."""
+        return list(torch.autograd.grad(y, [p.delta for p in probes], allow_unused=True))
+
     @contextmanager
-    def active(self, model: nn.Module) -> Iterator["Rule"]:
-        self.state = ExcitationState()
-        handles = []
-        if self.contrastive:
-            classifier = dict(model.named_modules())[default_classifier(model)]
+    def active(self, model: nn.Module, state: PassState) -> Iterator[None]:
+        """The rule's hold on a pass (forward and backward): module names for errors, and a refusal
+        of any module that runs again once the forward is over (checkpointing recomputes it, where
+        no rule applies). The plain rule holds nothing."""
+        if self.name == "plain":
+            yield
+            return
 
-            def enter(module, args):
-                self.state.in_classifier = True
+        def enter(module, args, name=""):
+            if state.forward_done:
+                raise ValueError(
+                    f"methods: {self.who} ({self.name} backprop) cannot run through torch.utils.checkpoint: module {name!r} "
+                    "is recomputed during the backward pass, where the modified backward rules do not apply; "
+                    "turn the model's checkpointing off, or use a non-invasive method")
+            state.modules.append(name)
 
-            def leave(module, args, output):
-                self.state.in_classifier = False
+        def leave(module, args, kwargs, out):
+            state.modules.pop()
 
-            handles = [classifier.register_forward_pre_hook(enter), classifier.register_forward_hook(leave)]
-        mode = self._mode()
-        try:
-            if mode is None:
-                yield self
-            else:
-                with mode:
-                    yield self
-        finally:
-            for h in handles:
-                h.remove()
+        hooks = [(m, "pre", lambda m, a, n=n: enter(m, a, n)) for n, m in model.named_modules()]
+        with hooked(hooks + [(m, "forward", leave) for m in model.modules()]):
+            yield
+
+    def mode(self, state: PassState, constants: set[int]):
+        return nullcontext() if self.name == "plain" else _RuleMode(self, state, constants)
+
+
+class _RuleMode(TorchFunctionMode):
+    def __init__(self, rule: Rule, state: PassState, constants: set[int]):
+        super().__init__()
+        self.rule, self.state, self.constants = rule, state, constants
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if not any(t.grad_fn is not None for t in _tensors(args, kwargs)):
+            return func(*args, **kwargs)  # off the backward signal's path: nothing to rule on
+        kind, params = OPS.get(func, (None, ()))
+        if kind is None:
+            out = func(*args, **kwargs)
+            if any(t.grad_fn is not None for t in _tensors((out,), {})):
+                self.rule.refuse(func, self.state)
+            return out
+        call = bind(params, args, kwargs)
+        own = inplace(func, call)
+        rerun = (lambda x: func(x.clone() if own else x, *args[1:], **kwargs)) if args \
+            else (lambda x: func(**{**kwargs, "input": x}))  # an in-place call writes a copy of its input
+        replacement = self.rule.handle(func, kind, call, rerun, self.state, self.constants)
+        if replacement is None:
+            return func(*args, **kwargs)
+        x = call["input"]
+        if not own:
+            return replacement(x)
+        x.copy_(replacement(x.clone()))  # the Function keeps a copy, not the tensor written here
+        return x
+
+
+def _tensors(args: tuple, kwargs: dict) -> Iterator[Tensor]:
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, Tensor):
+            yield v
+        elif isinstance(v, (tuple, list)):
+            yield from (t for t in v if isinstance(t, Tensor))
+
+
+def _is_scalar(v: object, constants: set[int]) -> bool:
+    return isinstance(v, numbers.Number) or (isinstance(v, Tensor) and v.numel() == 1 and id(v) in constants)
+
+
+@dataclass(frozen=True)
+class ReLURule(Rule):
+    """Guided backprop (``p₊ · 1[lo < x < hi]``) or deconvnet (``p₊``) at every ReLU-like op."""
+
+    guided: bool = True
+
+    def handle(self, func, kind, call, rerun, state, constants):
+        if kind == "activation":
+            self.refuse(func, state, "is defined for ReLUs only, not")
+        bounds = relu_bounds(func, call) if kind == "relu" else None
+        if kind == "relu" and bounds is None:
+            self.refuse(func, state, "needs a clip at 0 (ReLU, ReLU6, clamp(min=0)), not this")
+        if bounds is None:
+            return None
+        lo, hi = bounds
+        if self.guided:
+            back = lambda p, x: (p.clamp_min(0) * ((x > lo) & (x < hi)),)  # noqa: E731
+        else:
+            back = lambda p, x: (p.clamp_min(0),)  # noqa: E731
+        return lambda x: _Rule.apply(lambda t: t.clamp(lo, hi), back, x)
+
+
+@dataclass(frozen=True)
+class ExcitationRule(Rule):
+    """Excitation backprop; with ``contrastive``, minus the dual below ``contrast_layer``."""
+
+    contrastive: bool = False
+    contrast_layer: str | None = None
+    vmappable: bool = False
+
+    def configured(self, contrast_layer, who):
+        return replace(self, who=who, contrast_layer=contrast_layer if self.contrastive else None)
+
+    def extra_layers(self):
+        return (self.contrast_layer,) if self.contrast_layer is not None else ()
+
+    def handle(self, func, kind, call, rerun, state, constants):
+        through = lambda p, x: (p,)  # noqa: E731
+        if kind == "plain":
+            return None
+        if kind == "activation":
+            self.refuse(func, state, "has no rule for")
+        if kind == "relu":
+            bounds = relu_bounds(func, call)
+            if bounds is None:
+                self.refuse(func, state, "needs a clip at 0 (ReLU, ReLU6, clamp(min=0)), not this")
+            return lambda x: _Rule.apply(lambda t: t.clamp(*bounds), lambda p, t: (p * (t > 0),), x)
+        if kind in ("norm", "sigmoid"):
+            return lambda x: _Rule.apply(rerun, through, x)
+        if kind == "linear_map":
+            return self._linear_map(func, call, state)
+        if kind == "pool":
+            if not positive_weights(func, call):
+                self.refuse(func, state, f"needs non-negative weights, not mode={call.get('mode')!r} of")
+            return lambda x: _Rule.apply(rerun, _excite(rerun), x)
+        a, b = call["input"], call.get("other")
+        if kind in ("mul", "div") and _is_scalar(b, constants):
+            return lambda x: _Rule.apply(rerun, through, x)
+        activations = all(isinstance(t, Tensor) and id(t) not in constants for t in (a, b))
+        if kind == "mul" and activations and a.shape != b.shape \
+                and torch.broadcast_shapes(a.shape, b.shape) in (a.shape, b.shape):
+            back = (lambda p, s, t: (p, None)) if a.numel() > b.numel() else (lambda p, s, t: (None, p))
+            return lambda x: _Rule.apply(lambda s, t: s * t, back, x, b)  # x · gate: nothing to the gate
+        if kind in ("add", "sub") and activations and a.shape == b.shape:
+            alpha = call.get("alpha", 1) * (-1 if kind == "sub" else 1)
+            return lambda x: _Rule.apply(lambda s, t: s + alpha * t, self._split(alpha), x, b)
+        self.refuse(func, state, "splits only sums of same-shape activations, scales by constants and gates; not this")
+
+    @staticmethod
+    def _split(alpha: float) -> Callable:
+        def backward(p: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+            dtypes, (a, b, p) = (a.dtype, b.dtype), _wide(a, b, p)
+            out = a + alpha * b
+            share = torch.where(out == 0, torch.full_like(out, 0.5), a / torch.where(out == 0, 1, out))
+            return (share * p).to(dtypes[0]), ((1 - share) * p).to(dtypes[1])
+        return backward
+
+    def _linear_map(self, func, call: dict, state: PassState) -> Callable:
+        rest = {k: v for k, v in call.items() if k not in ("input", "weight", "bias")}
+        index, weight, bias = state.maps, call["weight"], call.get("bias")
+        state.maps, state.classifier = index + 1, index  # the last one to run is the classifier
+
+        def backward(p, x):
+            w = -weight if self.contrastive and state.dual and index == state.classifier else weight
+            return _excite(lambda t: func(t, working_precision(w).clamp_min(0), **rest))(p, x)
+
+        return lambda x: _Rule.apply(lambda t: func(t, weight, bias, **rest), backward, x)
+
+    def gradients(self, y, probes, state):
+        tensors = [p.delta for p in probes]
+        grads = list(torch.autograd.grad(y, tensors, allow_unused=True, retain_graph=self.contrastive))
+        if not self.contrastive:
+            return grads
+        state.dual = True  # the same backward with the classifier's weights negated
+        dual = torch.autograd.grad(y, tensors, allow_unused=True)
+        limit = next((p.order for p in probes if p.name == self.contrast_layer), float("inf"))
+        return [g if g is None or d is None or p.order > limit else g - d for g, d, p in zip(grads, dual, probes)]
+
+
+RULES: dict[str, Rule] = {r.name: r for r in (
+    Rule(),
+    ReLURule("guided", guided=True),
+    ReLURule("deconvnet", guided=False),
+    ExcitationRule("excitation"),
+    ExcitationRule("contrastive_excitation", contrastive=True),
+)}

@@ -47,7 +47,7 @@ def test_real_conv_site_on_tiny_net(tiny, tiny_images, layer, aggregation):
 # Named methods on full-size architectures (random init, small inputs, float64). VGG16 with a
 # 512-wide head (conftest): the slow way copies the model per (layer, site), and the 4096-wide head
 # is 90% of its weights; every layer explained here is in its convolutional part.
-NAMED = {name: (m.site, m.aggregation) for name, m in revisal.METHODS.items()}
+NAMED = {name: (m.site.name, m.aggregation.name) for name, m in revisal.METHODS.items()}
 ARCHITECTURES = {
     "vgg16": (vgg16_narrow_head, 32, ["", "features.3", "features.15", "features.29"], ["features.0", "features.28"]),
     "resnet50": (lambda: torchvision.models.resnet50(), 64, ["", "layer1", "layer2.0.bn3", "layer4"], ["conv1", "layer2.0.conv2", "layer4.0.downsample.0"]),
@@ -82,7 +82,7 @@ def check_identity_methods(maps, model, x, ids, layers, names) -> None:
 def test_named_methods_on_torchvision(architectures, arch):
     model, x, layers, convs = architectures[arch]
     ids = torch.tensor([7, 512])
-    identity_methods = [n for n, m in revisal.METHODS.items() if m.site != "conv" and not m.invasive]
+    identity_methods = [n for n, m in revisal.METHODS.items() if m.site.name != "conv" and not m.invasive]
     maps = revisal.saliency(model, x, ids, layers, identity_methods)
     check_identity_methods(maps, model, x, ids, layers, identity_methods)
     conv_maps = revisal.saliency(model, x, ids, convs, ["normgrad_conv"])
@@ -98,7 +98,7 @@ def test_named_methods_on_efficientnet_lite0():
     x = torch.randn(2, 3, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     ids = torch.tensor([282, 967])
     layers = ["blocks.1", "blocks.3.0.bn1", "bn2"]
-    identity_methods = [n for n, m in revisal.METHODS.items() if m.site != "conv" and not m.invasive]
+    identity_methods = [n for n, m in revisal.METHODS.items() if m.site.name != "conv" and not m.invasive]
     maps = revisal.saliency(model, x, ids, layers, identity_methods)
     check_identity_methods(maps, model, x, ids, layers, identity_methods)
     convs = ["conv_stem", "blocks.1.0.conv_dw", "blocks.5.0.conv_pwl"]

@@ -16,11 +16,7 @@ import revisal
 ROOT = Path(revisal.__file__).resolve().parent
 
 #: Cycles that another piece of work removes, as sets of modules.
-KNOWN_CYCLES: list[frozenset[str]] = [
-    # engine.saliency imports meta for meta-saliency, meta imports engine inside a function; the
-    # core redesign (issue 12: one collect() called by the plain call and the meta loop) removes it.
-    frozenset({"revisal.engine", "revisal.meta"}),
-]
+KNOWN_CYCLES: list[frozenset[str]] = []  # issue 12's collect() removed the last (engine <-> meta)
 
 
 def module_names(root: Path = ROOT, package: str = "revisal") -> dict[str, Path]:

@@ -1,0 +1,131 @@
+"""``collect``: the one forward and backward pass behind every map, and the per-rule loop over it.
+
+``collect(model, images, target, layers, rule)`` runs the model once under ``rule`` with a probe at
+each layer, computes the objective outside the rule, and back-propagates once (contrastive EB:
+twice, its rule owns that). It returns, per layer, what the maps need: the output ``x``, its
+gradient ``g = ∂y/∂x`` and, for real-conv sites, pooled statistics of the module input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from .maps import layer_maps
+from .methods import Method
+from .probes import LayerProbe, hooked
+from .rules import PassState, Rule
+from .sites import Window
+from .validation import INPUT_LAYER, objective
+
+Maps = dict[tuple[str, str], Tensor]
+
+
+class Collected(NamedTuple):
+    output: Tensor  # x, the layer's output
+    grad: Tensor  # g = ∂y/∂x under the rule
+    stats: dict[str, Tensor]  # pooled statistics of the module input (real-conv sites)
+
+
+def collect(model: nn.Module, images: Tensor, target: Tensor | Callable, layers: list[str], rule: Rule,
+            params: dict[str, Tensor] | None = None, *, stats: tuple[str, ...] = (),
+            zeros: dict[str, Tensor] | None = None) -> dict[str, Collected]:
+    """One forward and one backward (per the rule) of ``model`` on ``images``.
+
+    ``params`` replace the model's parameters (``torch.func.functional_call``); ``stats`` are the
+    input statistics real-conv sites need; ``zeros`` (one zero tensor per layer, of its output's
+    shape) switch to ``torch.func.grad`` so that the pass runs under ``torch.func.vmap``.
+    """
+    n, modules = images.shape[0], dict(model.named_modules())
+    names = list(dict.fromkeys([*layers, *rule.extra_layers()]))
+    clock = [0, 0]
+    probes = []
+    for name in names:
+        module = modules[name] if name != INPUT_LAYER else None
+        window = Window.of_conv(module) if stats and isinstance(module, nn.Conv2d) and name in layers else None
+        probes.append(LayerProbe(name, module, window, stats if window else (), name in layers, clock=clock))
+    state = PassState()
+    constants = {id(t) for t in (*model.parameters(), *model.buffers(), *(params or {}).values())}
+
+    def run(deltas: dict[str, Tensor] | None):
+        x = images.detach().clone()  # the model may write to its input: every pass starts afresh
+        for probe in probes:
+            probe.delta = None if deltas is None else deltas[probe.name]
+            if probe.module is None:
+                x = probe.capture(x)
+        with rule.mode(state, constants):
+            out = model(x) if params is None else functional_call(model, params, (x,))
+        state.forward_done = clock[1] = True
+        for probe in probes:
+            if probe.output is None:
+                raise ValueError(f"layers: module {probe.name!r} did not run in the forward pass")
+            if probe.output.shape[0] != n:
+                raise ValueError(f"layers: {probe.name!r} outputs batch size {probe.output.shape[0]}, expected {n}")
+        y = objective(out, target, n)  # outside the rule: the objective's ops are not the network's
+        return y.sum(), {p.name: (p.output.detach(), p.input_stats) for p in probes if p.name in layers}
+
+    with torch.inference_mode(False), torch.enable_grad(), rule.active(model, state), \
+            hooked((p.module, "forward", p.hook) for p in probes if p.module is not None):
+        if zeros is not None:
+            grads, kept = torch.func.grad(run, has_aux=True)(zeros)
+        else:
+            y, kept = run(None)
+            if not y.requires_grad:
+                raise ValueError("target: the objective does not depend on any requested layer")
+            grads = dict(zip(names, rule.gradients(y, probes, state)))
+    out = {}
+    for name in layers:
+        if grads[name] is None:
+            raise ValueError(f"layers: the objective does not depend on layer {name!r}")
+        out[name] = Collected(kept[name][0], grads[name].detach(), kept[name][1])
+    return out
+
+
+@dataclass
+class Request:
+    """What one call computes: layers, methods grouped by backward rule, the contrast layer."""
+
+    model: nn.Module
+    layers: list[str]
+    methods: list[Method]
+    contrast_layer: str | None = None
+    by_rule: dict[Rule, list[Method]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.modules = dict(self.model.named_modules())
+        groups: dict[Rule, list[Method]] = {}
+        for m in self.methods:
+            groups.setdefault(m.rule, []).append(m)
+        self.by_rule = {rule.configured(self.contrast_layer, ", ".join(repr(m.name) for m in methods)): methods
+                        for rule, methods in groups.items()}
+
+    @staticmethod
+    def stats(methods: list[Method]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s for m in methods if m.site.needs_conv for s in m.aggregation.stats))
+
+    def maps(self, records: dict[str, Collected], methods: list[Method], batched: bool = False) -> Maps:
+        """Every method's map at every layer (``batched``: records carry a vmap dimension of 1)."""
+        maps: Maps = {}
+        with torch.no_grad():
+            for name, (x, g, stats) in records.items():
+                if batched:
+                    x, g, stats = x.squeeze(1), g.squeeze(1), {k: v.squeeze(1) for k, v in stats.items()}
+                module = self.modules[name] if name != INPUT_LAYER else None
+                for method, value in layer_maps(module, x, stats, g, methods).items():
+                    maps[method, name] = value
+        return maps
+
+    def run(self, images: Tensor, target: Tensor | Callable, params: dict[str, Tensor] | None = None,
+            rules: list[Rule] | None = None) -> Maps:
+        """All maps of a batch: one :func:`collect` per backward rule, then :func:`layer_maps`."""
+        maps: Maps = {}
+        for rule in rules or self.by_rule:
+            methods = self.by_rule[rule]
+            records = collect(self.model, images, target, self.layers, rule, params, stats=self.stats(methods))
+            maps.update(self.maps(records, methods))
+            self.outputs = {name: r.output for name, r in records.items()}  # the last batch's, for vmap's shapes
+        return maps
