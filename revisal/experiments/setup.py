@@ -21,6 +21,9 @@ def detection_source(zoo, dataset: str, root: str | None = None, input_size: int
 
     data = pascal.voc07(root or pascal.VOC_ROOT) if dataset == "voc07" else coco.coco14(root or coco.COCO_ROOT)
     flags = pointing.torchray_flags(dataset) if torchray_flags else None
+    if torchray_flags and flags is None:
+        raise ValueError(f"torchray_flags: TorchRay's difficult flags for {dataset} come with the torchray package "
+                         "(pip install torchray); install it or set torchray_flags: false (the area rule)")
     return DetectionSource(dataset, data, zoo.normalize, input_size, flags=flags)
 
 
