@@ -6,9 +6,11 @@ class's map, ``∂y/∂s_{c,u} = exp(s_{c,u}) / Σ_v exp(s_{c,v})``: exactly the
 
     y = log Σ_u exp(s_{c,u})    (log-sum-exp over space of the class's score map),
 
-which :class:`PointingObjective` computes (stably, by ``torch.logsumexp``). On a 1×1 map (a 224×224
-input to TorchRay's VGG16 or ResNet50) it is the target logit up to a constant; on a larger map it
-is not. :func:`map_cross_entropy` is the loss TorchRay's ``meta_saliency`` steps on for such a
+which :class:`PointingObjective` computes. Its backward hands back the seed exactly as TorchRay
+forms it, ``e / Σe`` with ``e = exp(s)`` (so that near-ties in a map break the same way as in the
+authors' runs), and the shifted ``exp(s − max s)`` form where ``exp(s)`` would overflow (scores
+above ~88 in float32, where TorchRay's seed becomes NaN). On a 1×1 map (a 224×224 input to
+TorchRay's VGG16 or ResNet50) the seed is 1, the target logit's gradient; on a larger map it is not. :func:`map_cross_entropy` is the loss TorchRay's ``meta_saliency`` steps on for such a
 network: cross-entropy to the class at every location of the map, averaged over locations.
 """
 
@@ -19,6 +21,31 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+class _LogSumExp(torch.autograd.Function):
+    """``y_n = log Σ_u exp(s_{n,u})`` over the last dimension; backward ``∂y/∂s = e / Σe`` formed as
+    TorchRay's ``get_pointing_gradient`` forms it (``e = exp(s)``; ``exp(s − max)`` where that overflows)."""
+
+    generate_vmap_rule = True  # torch.func (meta-saliency's vmap) may call it
+
+    @staticmethod
+    def forward(scores: Tensor) -> Tensor:
+        return torch.logsumexp(scores, dim=-1)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (scores,) = ctx.saved_tensors
+        e = torch.exp(scores)
+        shifted = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+        seed = e / e.sum(dim=-1, keepdim=True)
+        finite = torch.isfinite(seed).all(dim=-1, keepdim=True)
+        seed = torch.where(finite, seed, shifted / shifted.sum(dim=-1, keepdim=True))
+        return seed * grad.unsqueeze(-1)
 
 
 class PointingObjective:
@@ -50,7 +77,7 @@ class PointingObjective:
 
     def __call__(self, output: Tensor) -> Tensor:
         scores = self.scores(output)
-        return scores[:, 0] if scores.shape[1] == 1 and output.dim() == 2 else torch.logsumexp(scores, dim=1)
+        return scores[:, 0] if scores.shape[1] == 1 and output.dim() == 2 else _LogSumExp.apply(scores)
 
     def __repr__(self) -> str:
         return f"PointingObjective({self.class_ids.tolist()})"
