@@ -48,7 +48,7 @@ def paper_fake(tmp_path_factory) -> dict:
     return dict(  # overrides of configs/paper.yaml, routed to every notebook that declares them
         device="cpu", figures_dir=str(tmp / "figures"), cache_root=str(tmp / "cache"),
         data_root=str(tmp / "voc"), checkpoint_dir=str(checkpoints), verify_checkpoints=False,
-        imagenet_root=str(tmp / "imagenet"), imagenet_pretrained=False, input_size=64, image_size=64,
+        imagenet_root=str(tmp / "imagenet"), imagenet_pretrained=False, input_size=200, image_size=64,
         identity_n=3, sensitivity_n=3, randomization_n=2, weight_images=3, batch_size=4, dynamics_n=3,
         photos=["chelsea"], qualitative_blocks=["classifier.6"], bootstrap_resamples=100,
         selectivity_photos=["chelsea", "coffee"],

@@ -195,7 +195,9 @@ def pipelines(request, voc_root, tmp_path_factory):
     torch.manual_seed(0)
     results = pointing_game(zoo, source, BACKPROP + FORMULAS, list(zoo.layers), combinations=(), cache_root=None,
                             progress=False)
-    return arch, zoo, source, results, Oracle(arch, state)
+    theirs = Oracle(arch, state)
+    theirs.checkpoint = path
+    return arch, zoo, source, results, theirs
 
 
 def test_fully_convolutional_model_is_torchrays(pipelines):
@@ -299,3 +301,37 @@ def test_results_do_not_depend_on_batch_size(pipelines):
     again = pointing_game(zoo, source, results.methods, results.layers, combinations=(), cache_root=None,
                           progress=False, batch_size=1)
     assert np.array_equal(again.points, results.points) and np.array_equal(again.hits, results.hits)
+
+
+def test_cli_exports_the_runners_points(pipelines, voc_root, tmp_path, capsys):
+    """``pointing-game --export`` on the user's own copies (``--root``, ``--checkpoint-dir``,
+    ``--no-verify-checkpoints``): one row per pair × method × layer, the runner's points and hits,
+    ``""`` for the input layer, x and y in original-image pixels."""
+    import csv
+
+    from revisal.experiments.__main__ import main
+
+    arch, zoo, source, results, theirs = pipelines
+    if arch != "resnet50":
+        pytest.skip("one architecture suffices")
+    checkpoints = tmp_path / "ckpt"
+    checkpoints.mkdir()
+    (checkpoints / CHECKPOINTS[arch, "voc"]).symlink_to(theirs.checkpoint)  # a fake: its sha256 differs
+    out = tmp_path / "points.csv"
+    methods = ["gradient", "grad_cam"]
+    main(["pointing-game", "--model", "resnet50_voc", "--dataset", "voc07", "--root", str(voc_root),
+          "--checkpoint-dir", str(checkpoints), "--no-verify-checkpoints", "--methods", *methods,
+          "--input-size", str(INPUT_SIZE), "--no-combinations", "--export", str(out), "--quiet",
+          "--cache-root", str(tmp_path / "cache"), "--device", "cpu"])
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == results.pairs * len(methods) * len(results.layers)
+    assert {r["layer"] for r in rows} == set(results.layers) and "" in {r["layer"] for r in rows}
+    ids = [source.image_id(p) for p in source.pairs()]
+    for row in rows:
+        k = next(i for i, p in enumerate(source.pairs()) if ids[i] == row["image_id"] and p.class_id == int(row["class_id"]))
+        mi, li = results.methods.index(row["method"]), results.layers.index(row["layer"])
+        assert (int(row["x"]), int(row["y"])) == tuple(int(v) for v in results.points[k, mi, li])
+        assert int(row["hit"]) == int(results.hits[k, mi, li])
+        w, h = FAKE[row["image_id"]][:2]
+        assert 0 <= int(row["x"]) < w and 0 <= int(row["y"]) < h
+    assert "agrees on" in capsys.readouterr().out
