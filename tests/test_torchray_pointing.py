@@ -335,3 +335,19 @@ def test_cli_exports_the_runners_points(pipelines, voc_root, tmp_path, capsys):
         w, h = FAKE[row["image_id"]][:2]
         assert 0 <= int(row["x"]) < w and 0 <= int(row["y"]) < h
     assert "agrees on" in capsys.readouterr().out
+
+
+def test_flags_by_default_missing_images_stay_difficult_and_the_rule_is_reported(voc_root):
+    """TorchRay's flag file decides the difficult subset; 900001 is not in it, so its pair stays
+    difficult (TorchRay skips a pair only on an explicit 0). The area rule is reported beside:
+    000001's dog covers 30% of the image with its PASCAL-difficult box (the mask keeps it), so the
+    rule calls it easy where the file says difficult; its person (46%) is easy by both; 900001's cat
+    (41%) is easy by the rule."""
+    zoo = load("resnet50_voc", pretrained=False)
+    flagged = detection_source(zoo, "voc07", str(voc_root), INPUT_SIZE, torchray_flags=True)
+    by_pair = {(flagged.image_id(p), VOC_CLASSES[p.class_id]): p.difficult for p in flagged.pairs()}
+    assert by_pair == {("000001", "dog"): True, ("000001", "person"): False, ("900001", "cat"): True}
+    assert flagged.flag_agreement() == {"pairs": 3, "agree": 1, "agreement": pytest.approx(100 / 3), "rule_only": 0,
+                                        "flags_only": 2}
+    rule = detection_source(zoo, "voc07", str(voc_root), INPUT_SIZE, torchray_flags=False)
+    assert not any(p.difficult for p in rule.pairs()) and rule.flag_agreement()["agreement"] == 100

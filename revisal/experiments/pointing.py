@@ -36,7 +36,7 @@ from ..methods import resolve_methods
 from ..metrics.pointing import gaussian_smooth, is_hit, maxima
 from ..objectives import PointingObjective, map_cross_entropy
 from ..validation import INPUT_LAYER, check_layers
-from .cache import CACHE_ROOT, IncompleteRun, RunCache, device_of, parse_shard, weights_checksum
+from .cache import CACHE_ROOT, IncompleteRun, device_of, parse_shard, run_cache
 from .sources import Pair, acceptance_region
 
 #: TorchRay's benchmark smooths every method's map at the network input (and nowhere else) before
@@ -227,11 +227,10 @@ def pointing_game(zoo, source, methods: Sequence[str], layers: Sequence[str], *,
     device = device_of(device)
     index, count = parse_shard(shard)
     contrast = getattr(zoo, "contrast_layer", None)
-    spec = {"model": zoo.name, "weights": weights_checksum(zoo.model), "source": source.describe(),
-            "methods": methods, "layers": layers, "combinations": [(k, m, w.tolist()) for k, m, w in combos],
-            "smooth": smooth, "objective": "pointing", "contrast": contrast, "meta": repr(meta),
-            "part_size": part_size, "batch_size": batch_size if source.batches_images else None}
-    cache = RunCache("pointing", spec, cache_root)
+    cache = run_cache("pointing", cache_root, model=zoo, source=source, methods=methods, layers=layers,
+                      combinations=[(k, m, w.tolist()) for k, m, w in combos], smooth=smooth, objective="pointing",
+                      contrast=contrast, meta=meta, part_size=part_size,
+                      batch_size=batch_size if source.batches_images else None)
     pairs = source.pairs()
     parts = range((len(pairs) + part_size - 1) // part_size)
     model = zoo.model.to(device)
