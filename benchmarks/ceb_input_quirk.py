@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from revisal import saliency
 from revisal.experiments.resolve import load_model
-from revisal.experiments.setup import detection_source
+from revisal.experiments.resolve import detection_source
 from revisal.experiments.sources import acceptance_region
 from revisal.metrics.pointing import gaussian_smooth, maxima
 from revisal.objectives import PointingObjective

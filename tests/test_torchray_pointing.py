@@ -38,7 +38,7 @@ import revisal
 from conftest import oracle
 from revisal.data.labels import VOC_CLASSES
 from revisal.experiments import pointing_game
-from revisal.experiments.setup import detection_source
+from revisal.experiments.resolve import detection_source
 from revisal.models import load
 from revisal.models.caffe import CHECKPOINTS
 from revisal.objectives import PointingObjective

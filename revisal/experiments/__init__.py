@@ -17,7 +17,7 @@ from .pointing import (
     PointingResults,
     pointing_game,
 )
-from .setup import testbed_source, weight_sample
+from .resolve import testbed_source, weight_sample
 from .sources import DetectionSource, Pair, TestbedSource, acceptance_region
 
 

@@ -21,7 +21,7 @@ from . import checks
 from .analyses import class_sensitivity, weights_for_layers
 from .cache import CACHE_ROOT, IncompleteRun
 from .pointing import DEFAULT_COMBINATIONS, pointing_game
-from .setup import detection_source, testbed_source, weight_sample
+from .resolve import detection_source, load_model, testbed_source, weight_sample
 
 
 def _type(check: Callable, convert: Callable = str) -> Callable[[str], object]:
@@ -127,7 +127,6 @@ def export_csv(results, path: str) -> None:
 
 def pointing_command(args) -> None:
     from ..meta import MetaStep
-    from .resolve import load_model
 
     zoo = load_model(args.model, {"checkpoint_dir": args.checkpoint_dir, "verify_checkpoints": args.verify_checkpoints})
     layers = args.layers or list(zoo.layers)
