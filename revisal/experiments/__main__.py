@@ -15,9 +15,10 @@ from typing import Callable
 
 import numpy as np
 
+from .. import report
 from ..methods import DEFAULT_METHODS
 from ..models import load
-from . import checks
+from . import checks, tables
 from .analyses import class_sensitivity, weights_for_layers
 from .cache import CACHE_ROOT, IncompleteRun
 from .pointing import DEFAULT_COMBINATIONS, pointing_game
@@ -136,7 +137,8 @@ def pointing_command(args) -> None:
     try:
         if combinations:
             images, labels = weight_sample(zoo, args.dataset, source=None if args.dataset == "testbed" else source)
-            weights = weights_for_layers(zoo, images, labels, layers, device=args.device, cache_root=args.cache_root,
+            weights = weights_for_layers(zoo, images, labels, [l for l in layers if l], device=args.device,
+                                         cache_root=args.cache_root,
                                          compute=not args.merge)
         results = pointing_game(zoo, source, args.methods, layers, combinations=combinations, weights=weights,
                                 meta=MetaStep(args.meta) if args.meta is not None else None,
@@ -156,17 +158,7 @@ def pointing_command(args) -> None:
               f"area rule agrees on {agreement['agreement']:.1f}% of {agreement['pairs']} pairs")
     for subset in ("all", "difficult"):
         print(f"\n{args.model} on {args.dataset} ({results.pairs} pairs), {subset}: pointing accuracy %")
-        print("| method | " + " | ".join(l or "input" for l in layers) + " | best single | best combination |")
-        print("|---|" + "---|" * (len(layers) + 2))
-        for m in args.methods:
-            cells = [f"{results.accuracy(m, l, subset):.1f}" for l in layers]
-            bs, bs_acc = results.best_single(m, subset)
-            best = f"{bs_acc:.1f} ({bs or 'input'})"
-            combo = ""
-            if combinations:
-                bw, bw_acc = results.best_combination(m, subset)
-                combo = f"{bw_acc:.1f} ({bw})"
-            print(f"| {m} | " + " | ".join(cells) + f" | {best} | {combo} |")
+        print(report.table_text(tables.by_layer(results, subset), digits=1)["md"])
         print(f"centre baseline: {results.center_accuracy(subset):.1f}")
 
 
