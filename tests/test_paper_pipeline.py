@@ -57,6 +57,21 @@ def paper_fake(tmp_path_factory) -> dict:
     )
 
 
+def test_paper_profile_resolves_to_the_authors_protocol_on_fakes(paper_fake):
+    """configs/paper.yaml routes notebook 02 to TorchRay's flag file and to TorchRay's models in
+    fully convolutional form (a class-score map, wider than 1×1 on a non-square input)."""
+    from revisal.experiments import resolve
+
+    values = params.route(ROOT / "configs" / "paper.yaml", paper_fake, among=["02_layer_combination"])
+    values = values["02_layer_combination"]
+    assert values["torchray_flags"] is True and values["pointing_dataset"] == "voc07"
+    zoo = resolve.load_model("resnet50_voc", values)
+    source = resolve.pointing_source(zoo, values)
+    assert source.describe()["flags"] == "torchray" and zoo.contrast_layer == "avgpool"
+    with torch.no_grad():
+        assert zoo.model(torch.zeros(1, 3, 224, 288)).shape == (1, 20, 1, 3)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
 def test_paper_profile_notebooks_run_on_fakes(paper_fake, notebook, tmp_path):
