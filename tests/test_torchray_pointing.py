@@ -228,12 +228,16 @@ def test_input_is_torchrays_transform(pipelines, voc_root):
 
 
 def test_points_match_torchray_for_every_method_and_layer(pipelines):
-    """Pair by pair, method by method, layer by layer, the runner's point is TorchRay's."""
-    _, zoo, source, results, theirs = pipelines
+    """Pair by pair, method by method, layer by layer, the runner's point is TorchRay's. ResNet50:
+    every pair; VGG16 (≈4× the cost per call, 48 TorchRay calls per pair on the CPU): the second
+    class of 000001, whose map the runner computes in the same pass as the first's."""
+    arch, zoo, source, results, theirs = pipelines
     pairs = source.pairs()
     assert len(pairs) == results.pairs == 3
     mismatches = []
     for k, pair in enumerate(pairs):
+        if arch == "vgg16" and k != 1:
+            continue
         x, _, sizes = source.load([pair])
         for mi, method in enumerate(results.methods):
             for li, layer in enumerate(results.layers):
