@@ -192,8 +192,6 @@ def pointing_game(zoo, source, methods: Sequence[str], layers: Sequence[str], *,
     Raises:
         IncompleteRun: ``compute=False`` while some part is missing (a merge before its shards ran).
     """
-    from dataclasses import replace as with_fields
-
     methods = list(methods) if not isinstance(methods, str) else [methods]
     resolve_methods(methods)  # unknown names fail here, before any data is read
     layers = check_layers(zoo.model, list(layers) if not isinstance(layers, str) else [layers])
@@ -223,7 +221,7 @@ def pointing_game(zoo, source, methods: Sequence[str], layers: Sequence[str], *,
                              f"{combined} (or the {len(layers)} layers {layers})")
         combos.append((kind, mode, w))
     if meta is not None and meta.loss is None:
-        meta = with_fields(meta, loss=map_cross_entropy)
+        meta = replace(meta, loss=map_cross_entropy)
     device = device_of(device)
     index, count = parse_shard(shard)
     contrast = getattr(zoo, "contrast_layer", None)
