@@ -60,8 +60,8 @@ def test_pointing_runner_scores_match_direct_computation(setup):
                             METHODS).resized(sizes[0])
     for k in range(len(first)):
         for mi, method in enumerate(METHODS):
-            smooth = experiments.TORCHRAY_SMOOTHING.get(method, 0.0)
             for li, layer in enumerate(zoo.layers):
+                smooth = experiments.INPUT_SMOOTHING if layer == "" else 0.0  # every method, at the input only
                 m = maps[method, layer][k : k + 1]
                 want = revisal.metrics.is_hit(masks[k], revisal.metrics.point(m[0, 0], sizes[0], smooth), source.tolerance)
                 if res.hits[k, mi, li] != want:  # only at a near-tie

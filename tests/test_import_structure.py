@@ -132,8 +132,8 @@ REPORTING = {"revisal.report", "revisal.plotting", "revisal.verdicts", "revisal.
 
 def test_figure_writers_are_leaves():
     """Models, data, caches and the engine get file helpers from revisal.files; nothing in the
-    library imports the figure, table and verdict writers (the notebooks and command lines, ``__main__``
-    modules, do), which may use each other."""
+    library imports the figure, table and verdict writers (the notebooks and the command lines, the
+    ``__main__`` modules and the front ends, do), which may use each other."""
     graph = import_graph()
     users = sorted(name for name, imports in graph.items()
                    if imports & REPORTING and name not in REPORTING and not name.endswith(".__main__"))

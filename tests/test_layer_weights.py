@@ -219,7 +219,7 @@ def test_the_detection_weight_sample_is_uniform_across_classes(tmp_path):
 
     from revisal.data.labels import VOC_CLASSES
     from revisal.data.transforms import CAFFE_NORMALIZE
-    from revisal.experiments.setup import detection_source, weight_sample
+    from revisal.experiments.resolve import detection_source, weight_sample
 
     images = {f"{i:06d}": [(cls, (2, 3, 30, 25), 0)] for i, cls in enumerate(["dog"] * 8 + ["cat"] * 2 + ["car"] * 2)}
     write_voc(tmp_path, images)

@@ -52,7 +52,7 @@ def test_caffe_checkpoint_matches_torchray_builder(tmp_path, monkeypatch, arch):
     state = torchray_layout(arch, 20)
     path = tmp_path / f"{arch}_voc-00000000.pth.tar"
     torch.save(state, path)
-    ours = caffe.load_caffe_model(arch, "voc", path, verify=False)
+    ours = caffe.load_caffe_model(arch, "voc", path, verify=False, fully_convolutional=False)
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda url, *a, **k: {k2: v.clone() for k2, v in state.items()})
     with warnings.catch_warnings():

@@ -49,13 +49,28 @@ def paper_fake(tmp_path_factory) -> dict:
     return dict(  # overrides of configs/paper.yaml, routed to every notebook that declares them
         device="cpu", figures_dir=str(tmp / "figures"), cache_root=str(tmp / "cache"),
         data_root=str(tmp / "voc"), checkpoint_dir=str(checkpoints), verify_checkpoints=False,
-        imagenet_root=str(tmp / "imagenet"), imagenet_pretrained=False, input_size=64, image_size=64,
+        imagenet_root=str(tmp / "imagenet"), imagenet_pretrained=False, input_size=200, image_size=64,
         identity_n=3, sensitivity_n=3, randomization_n=2, weight_images=3, batch_size=4, dynamics_n=3,
         photos=["chelsea"], qualitative_blocks=["classifier.6"], bootstrap_resamples=100,
         selectivity_photos=["chelsea", "coffee"],
         randomization_blocks=["classifier.6"], caption_n=24, caption_examples=2, grid_mosaics=1,
         train={"train_size": 64, "val_size": 32, "test_size": 32, "epochs": 2, "out": str(tmp / "models")},
     )
+
+
+def test_paper_profile_resolves_to_the_authors_protocol_on_fakes(paper_fake):
+    """configs/paper.yaml routes notebook 02 to TorchRay's flag file and to TorchRay's models in
+    fully convolutional form (a class-score map, wider than 1×1 on a non-square input)."""
+    from revisal.experiments import resolve
+
+    values = params.route(ROOT / "configs" / "paper.yaml", paper_fake, among=["02_layer_combination"])
+    values = values["02_layer_combination"]
+    assert values["torchray_flags"] is True and values["pointing_dataset"] == "voc07"
+    zoo = resolve.load_model("resnet50_voc", values)
+    source = resolve.pointing_source(zoo, values)
+    assert source.describe()["flags"] == "torchray" and zoo.contrast_layer == "avgpool"
+    with torch.no_grad():
+        assert zoo.model(torch.zeros(1, 3, 224, 288)).shape == (1, 20, 1, 3)
 
 
 @pytest.mark.slow

@@ -13,12 +13,12 @@ from .composites import side_by_side_selectivity
 from .pointing import (
     DEFAULT_COMBINATIONS,
     TABLE3_METHODS,
-    TORCHRAY_SMOOTHING,
+    INPUT_SMOOTHING,
     WEIGHT_KINDS,
     PointingResults,
     pointing_game,
 )
-from .setup import testbed_source, weight_sample
+from .resolve import testbed_source, weight_sample
 from .sources import DetectionSource, Pair, TestbedSource, acceptance_region
 
 
@@ -34,7 +34,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "CACHE_ROOT", "DEFAULT_COMBINATIONS", "DetectionSource", "IncompleteRun", "Pair", "PointingResults", "RunCache",
-    "TABLE3_METHODS", "TORCHRAY_SMOOTHING", "TestbedSource", "WEIGHT_KINDS", "acceptance_region", "check_parameters",
+    "INPUT_SMOOTHING", "TABLE3_METHODS", "TestbedSource", "WEIGHT_KINDS", "acceptance_region", "check_parameters",
     "class_sensitivity",
     "code_version", "explain_captions", "identity_trick", "mass_check", "meta_dynamics", "parse_shard",
     "pointing_game", "published_pointing", "randomization", "side_by_side_selectivity", "testbed_source", "weight_sample", "weights_checksum", "weights_for_layers",

@@ -3,6 +3,8 @@
     python -m revisal.experiments pointing-game --model mini_vgg --dataset testbed --methods normgrad grad_cam
     python -m revisal.experiments pointing-game --model vgg16_voc --dataset voc07 --shard 0/4   # one of 4 shards
     python -m revisal.experiments pointing-game ... --merge        # print the merged table of all shards
+    python -m revisal.experiments pointing-game --model resnet50_voc --dataset voc07 --root ~/voc \
+        --checkpoint-dir ~/torchray --export points.csv              # one row per pair, method, layer
     python -m revisal.experiments class-sensitivity --model mini_resnet --n 200 --meta 1e-3
 """
 
@@ -13,13 +15,14 @@ from typing import Callable
 
 import numpy as np
 
+from .. import report
 from ..methods import DEFAULT_METHODS
 from ..models import load
-from . import checks
+from . import checks, tables
 from .analyses import class_sensitivity, weights_for_layers
 from .cache import CACHE_ROOT, IncompleteRun
 from .pointing import DEFAULT_COMBINATIONS, pointing_game
-from .setup import detection_source, testbed_source, weight_sample
+from .resolve import detection_source, load_model, testbed_source, weight_sample
 
 
 def _type(check: Callable, convert: Callable = str) -> Callable[[str], object]:
@@ -54,7 +57,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    type=_type(lambda v, name: checks.method_names([v], name)[0]))
     p.add_argument("--layers", nargs="+", default=None, help="module names (default: the model's preset)")
     p.add_argument("--meta", type=_type(checks.positive_number, _number), default=None,
-                   help="meta-saliency with this ε (MetaStep(lr=ε))")
+                   help="meta-saliency with this ε: one SGD step θ' = θ − 2ε∇ℓ (MetaStep(lr=ε)); the authors' "
+                        "TorchRay meta_saliency(lr) steps by lr, so their lr = 1e-4 is --meta 5e-5")
     p.add_argument("--batch-size", type=_type(checks.positive_int, _int), default=64)
     p.add_argument("--device", default="auto", type=_type(lambda v, name: checks.device(v, name, allow_auto=True)))
     p.add_argument("--cache-root", default=CACHE_ROOT, type=_type(checks.text))
@@ -87,6 +91,8 @@ def _check_pointing(parser: argparse.ArgumentParser, args) -> None:
                 problems.messages.append(f"{flag}: applies to the testbed only, not to {args.dataset}")
         if args.root is not None:
             problems.check(checks.existing_path, args.root, "--root")
+    if args.checkpoint_dir is not None:
+        problems.check(checks.existing_path, args.checkpoint_dir, "--checkpoint-dir")
     if args.merge and args.shard is not None:
         problems.messages.append("--merge computes nothing: drop --shard")
     elif not args.merge:
@@ -102,13 +108,28 @@ def _check_sensitivity(parser: argparse.ArgumentParser, args) -> None:
 def _source(args, zoo):
     if args.dataset == "testbed":
         return testbed_source(zoo, args.split, args.n, progress=not args.quiet)
-    return detection_source(zoo, args.dataset, args.root)
+    return detection_source(zoo, args.dataset, args.root, args.input_size, torchray_flags=args.difficult == "flags")
+
+
+def export_csv(results, path: str) -> None:
+    """``results``' points as CSV (``image_id,class_id,method,layer,x,y,hit``), written atomically."""
+    import csv
+    import io
+
+    from ..files import atomic_write
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["image_id", "class_id", "method", "layer", "x", "y", "hit"],
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(results.export_rows())
+    atomic_write(path, out.getvalue())
 
 
 def pointing_command(args) -> None:
     from ..meta import MetaStep
 
-    zoo = load(args.model)
+    zoo = load_model(args.model, {"checkpoint_dir": args.checkpoint_dir, "verify_checkpoints": args.verify_checkpoints})
     layers = args.layers or list(zoo.layers)
     source = _source(args, zoo)
     combinations = () if args.no_combinations else DEFAULT_COMBINATIONS
@@ -116,7 +137,8 @@ def pointing_command(args) -> None:
     try:
         if combinations:
             images, labels = weight_sample(zoo, args.dataset, source=None if args.dataset == "testbed" else source)
-            weights = weights_for_layers(zoo, images, labels, layers, device=args.device, cache_root=args.cache_root,
+            weights = weights_for_layers(zoo, images, labels, [l for l in layers if l], device=args.device,
+                                         cache_root=args.cache_root,
                                          compute=not args.merge)
         results = pointing_game(zoo, source, args.methods, layers, combinations=combinations, weights=weights,
                                 meta=MetaStep(args.meta) if args.meta is not None else None,
@@ -127,19 +149,16 @@ def pointing_command(args) -> None:
         raise SystemExit(f"python -m revisal.experiments: error: {e}") from None  # exit status 1
     if results is None:
         return  # this shard is done; the others are still running
+    if args.export:
+        export_csv(results, args.export)
+        print(f"wrote {results.pairs * len(results.methods) * len(results.columns)} rows to {args.export}")
+    if args.dataset != "testbed":
+        agreement = source.flag_agreement()
+        print(f"difficult subset from {'TorchRay flags' if args.difficult == 'flags' else 'the area rule'}; "
+              f"area rule agrees on {agreement['agreement']:.1f}% of {agreement['pairs']} pairs")
     for subset in ("all", "difficult"):
         print(f"\n{args.model} on {args.dataset} ({results.pairs} pairs), {subset}: pointing accuracy %")
-        print("| method | " + " | ".join(l or "input" for l in layers) + " | best single | best combination |")
-        print("|---|" + "---|" * (len(layers) + 2))
-        for m in args.methods:
-            cells = [f"{results.accuracy(m, l, subset):.1f}" for l in layers]
-            bs, bs_acc = results.best_single(m, subset)
-            best = f"{bs_acc:.1f} ({bs or 'input'})"
-            combo = ""
-            if combinations:
-                bw, bw_acc = results.best_combination(m, subset)
-                combo = f"{bw_acc:.1f} ({bw})"
-            print(f"| {m} | " + " | ".join(cells) + f" | {best} | {combo} |")
+        print(report.table_text(tables.by_layer(results, subset), digits=1)["md"])
         print(f"centre baseline: {results.center_accuracy(subset):.1f}")
 
 
@@ -175,6 +194,19 @@ def main(argv: list[str] | None = None) -> None:
     pg.add_argument("--merge", action="store_true",
                     help="compute nothing; print the table once all shards are done (fails if some are not)")
     pg.add_argument("--no-combinations", action="store_true", help="score single layers only")
+    pg.add_argument("--export", default=None, metavar="FILE.csv",
+                    help="write image_id,class_id,method,layer,x,y,hit per pair, method and layer/combination "
+                         "(layer: module name, '' = input, sum:<weighting> / product:<weighting>; x, y in "
+                         "original-image pixels)")
+    pg.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                    help="folder of TorchRay's checkpoints (default: data/checkpoints/torchray)")
+    pg.add_argument("--no-verify-checkpoints", dest="verify_checkpoints", action="store_false",
+                    help="load checkpoints whose sha256 differs from the published one (e.g. your own or fakes)")
+    pg.add_argument("--input-size", type=_type(checks.positive_int, _int), default=224,
+                    help="shorter side of the model input (TorchRay's get_transform; VOC/COCO only)")
+    pg.add_argument("--difficult", choices=["flags", "rule"], default="flags",
+                    help="difficult subset: TorchRay's shipped flag files (needs the torchray package) or the "
+                         "area rule (VOC/COCO only)")
     pg.set_defaults(func=pointing_command, check=_check_pointing)
     cs = sub.add_parser("class-sensitivity", help="max- vs min-class map correlation (testbed validation scenes)")
     _common(cs)

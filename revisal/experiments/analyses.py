@@ -14,22 +14,16 @@ from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 
 from ..activations import layer_activations
 from ..engine import saliency
-from ..files import digest_arrays, digest_file
 from ..layer_weights import PUBLISHED_WEIGHTINGS, layer_weights
 from ..metrics import class_sensitivity as _class_sensitivity
 from ..metrics import identity_trick_correlation, spearman
 from ..metrics.randomization import cascading_randomization
 from ..paper import COUNTERPART
 from ..published_weights import LAYERS as PUBLISHED_LAYERS
-from .cache import CACHE_ROOT, IncompleteRun, RunCache, device_of, weights_checksum
+from .cache import CACHE_ROOT, IncompleteRun, RunCache, device_of, run_cache
 from .pointing import WEIGHT_KINDS, PointingResults, pointing_game
 
 SEP = "|"  # joins (method, layer) into array names
-
-
-def tensor_digest(t: Tensor) -> str:
-    """A short sha256 of a tensor's dtype, shape and values (for cache keys)."""
-    return digest_arrays({"": t})[:16]
 
 
 def _parts(n: int, size: int) -> list[slice]:
@@ -58,9 +52,8 @@ def weights_for_layers(zoo, images: Tensor, labels: Tensor, layers: Sequence[str
     """Per-layer weights of every kind (Fig. 9) from M images sampled across classes (cached).
     ``compute=False`` only reads the cache (a merge of shards) and raises :class:`IncompleteRun`
     when the weights are not there."""
-    spec = {"model": zoo.name, "weights": weights_checksum(zoo.model), "images": tensor_digest(images),
-            "labels": tensor_digest(labels), "layers": list(layers), "kinds": list(kinds), "seed": seed}
-    cache = RunCache("layer_weights", spec, cache_root)
+    cache = run_cache("layer_weights", cache_root, model=zoo, images=images, labels=labels, layers=list(layers),
+                      kinds=list(kinds), seed=seed)
     found = cache.load(0)
     if found is None and not compute:
         raise IncompleteRun(f"layer weights: not in {cache.path}; run every shard with the same arguments first")
@@ -102,9 +95,8 @@ def class_sensitivity(zoo, images: Tensor, methods: Sequence[str], layers: Seque
     """Max- vs min-class map correlation per image for every (method, layer) (paper § 4.3)."""
     device = device_of(device)
     model = zoo.model.to(device)
-    spec = {"model": zoo.name, "weights": weights_checksum(model), "images": tensor_digest(images),
-            "methods": list(methods), "layers": list(layers), "meta": repr(meta), "size": size, "part": part_size}
-    cache = RunCache("class_sensitivity", spec, cache_root)
+    cache = run_cache("class_sensitivity", cache_root, model=zoo, images=images, methods=list(methods),
+                      layers=list(layers), meta=meta, size=size, part=part_size)
 
     def compute(sl):
         corr = _class_sensitivity(model, images[sl].to(device), layers, methods, meta=meta, size=size,
@@ -121,9 +113,8 @@ def identity_trick(zoo, images: Tensor, target: Tensor, conv_layers: Sequence[st
     """Per-image correlation of NormGrad with and without the virtual identity (Table 4)."""
     device = device_of(device)
     model = zoo.model.to(device)
-    spec = {"model": zoo.name, "weights": weights_checksum(model), "images": tensor_digest(images),
-            "target": tensor_digest(target), "layers": list(conv_layers), "size": size, "part": part_size}
-    cache = RunCache("identity_trick", spec, cache_root)
+    cache = run_cache("identity_trick", cache_root, model=zoo, images=images, target=target,
+                      layers=list(conv_layers), size=size, part=part_size)
 
     def compute(sl):
         corr = identity_trick_correlation(model, images[sl].to(device), target[sl], conv_layers, size=size,
@@ -146,10 +137,8 @@ def meta_dynamics(load_checkpoint: Callable[[Path], object], checkpoints: Sequen
     """
     device = device_of(device)
     checkpoints = [Path(c) for c in checkpoints]
-    spec = {"checkpoints": [digest_file(c)[:16] for c in checkpoints],
-            "splits": {k: (tensor_digest(x), tensor_digest(t)) for k, (x, t) in splits.items()},
-            "methods": list(methods), "layers": list(layers), "meta": repr(meta), "size": size}
-    cache = RunCache("meta_dynamics", spec, cache_root)
+    cache = run_cache("meta_dynamics", cache_root, checkpoints=checkpoints, splits=splits, methods=list(methods),
+                      layers=list(layers), meta=meta, size=size)
     found = cache.load(0)
     if found is not None:
         return found
@@ -187,11 +176,8 @@ def randomization(zoo, images: Tensor, target: Tensor, methods: Sequence[str], l
     and for the first ``keep_maps`` images ``"maps|<method>|<layer>"`` [stages, keep, H, W]."""
     device = device_of(device)
     model = zoo.model.to(device)
-    spec = {"model": zoo.name, "weights": weights_checksum(model), "images": tensor_digest(images),
-            "target": tensor_digest(target), "methods": list(methods), "layers": list(layers),
-            "blocks": list(blocks) if blocks is not None else None, "meta": repr(meta), "seed": seed,
-            "keep": keep_maps, "size": size}
-    cache = RunCache("randomization", spec, cache_root)
+    cache = run_cache("randomization", cache_root, model=zoo, images=images, target=target, methods=list(methods),
+                      layers=list(layers), blocks=blocks, meta=meta, seed=seed, keep=keep_maps, size=size)
     found = cache.load(0)
     if found is not None:
         return found

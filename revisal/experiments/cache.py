@@ -78,6 +78,43 @@ def digest(arrays: Mapping[str, np.ndarray], place: str = "") -> str:
     return digest_arrays({k: v for k, v in arrays.items() if k not in (_DIGEST_KEY, _PLACE_KEY)}, place)
 
 
+def input_key(value: Any) -> Any:
+    """What a run's input contributes to its cache key, as JSON: a zoo model its name and weights
+    checksum, a module its weights checksum, a tensor a digest of its values, a path its file's
+    digest, a data source its ``describe()``, a dataclass (``MetaStep``) its fields, a function its
+    qualified name (never its address), containers element-wise, plain values as they are."""
+    import dataclasses
+    import inspect
+
+    from ..files import digest_file
+
+    if hasattr(value, "model") and hasattr(value, "name") and isinstance(value.model, nn.Module):
+        return {"name": value.name, "weights": weights_checksum(value.model)}
+    if isinstance(value, nn.Module):
+        return weights_checksum(value)
+    if isinstance(value, torch.Tensor):
+        return digest_arrays({"": value})[:16]
+    if isinstance(value, Path):
+        return digest_file(value)[:16]
+    if hasattr(value, "describe") and callable(value.describe):
+        return value.describe()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"type": type(value).__name__,
+                **{f.name: input_key(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    if inspect.isfunction(value) or inspect.isbuiltin(value) or isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    if isinstance(value, Mapping):
+        return {str(k): input_key(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [input_key(v) for v in value]
+    return jsonable(value)
+
+
+def run_cache(kind: str, cache_root: str | os.PathLike | None, **inputs: Any) -> "RunCache":
+    """The cache of a ``kind`` run, keyed by every input that shapes its numbers (:func:`input_key`)."""
+    return RunCache(kind, {name: input_key(value) for name, value in inputs.items()}, cache_root)
+
+
 class IncompleteRun(RuntimeError):
     """A merge asked for results whose parts have not all been computed yet."""
 

@@ -1,10 +1,21 @@
 """Pointing game over a dataset for methods × layers × layer combinations (Tables 3, 5, 6; Figs. 3, 9).
 
-One forward/backward per batch (per backward rule) serves every method and layer; each pair's maps
-are resized to the original image size, optionally smoothed (TorchRay smooths gradient, guided
-backprop and deconvnet maps with σ = 0.02·max(H, W)), and the maximum is scored. Combinations
-(:func:`revisal.combine`) of each method's layers are scored alongside. Results are cached per part
-(see :mod:`.cache`), so runs resume, shard and merge.
+The authors' protocol (TorchRay's ``attribution_benchmark.py``, normgrad branch):
+
+* the objective is TorchRay's pointing gradient, :class:`revisal.objectives.PointingObjective`
+  (the log-sum-exp over space of the class's score map; the target logit for a ``[N, C]`` output);
+* each map is resized (bilinear) to the original image, and only the maps at the network input are
+  smoothed, by a Gaussian of σ = ``smooth``·max(H, W) (0.02), for every method; the maximum is
+  the predicted point;
+* combinations (:func:`revisal.combine`) use every requested layer except the input, unsmoothed;
+* contrastive excitation backprop subtracts its dual pass at the model's contrast layer
+  (``zoo.contrast_layer``: relu7 for VGG16, the pool before ``fc`` for ResNet50);
+* meta-saliency steps on the cross-entropy at every location of the score map
+  (:func:`revisal.objectives.map_cross_entropy`) unless the ``MetaStep`` brings its own loss.
+
+One forward/backward per image (per backward rule) serves every method, layer and class of that
+image (a detection image's pairs always form one batch, so results do not depend on
+``batch_size``). Results are cached per part (see :mod:`.cache`), so runs resume, shard and merge.
 """
 
 from __future__ import annotations
@@ -16,18 +27,21 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 
 from ..combine import combine
 from ..engine import saliency
 from ..methods import resolve_methods
 from ..metrics.pointing import gaussian_smooth, is_hit, maxima
-from ..validation import check_layers
-from .cache import CACHE_ROOT, IncompleteRun, RunCache, device_of, parse_shard, weights_checksum
+from ..objectives import PointingObjective, map_cross_entropy
+from ..validation import INPUT_LAYER, check_layers
+from .cache import CACHE_ROOT, IncompleteRun, device_of, parse_shard, run_cache
 from .sources import Pair, acceptance_region
 
-#: TorchRay's benchmark smooths these methods' maps before pointing (σ = 0.02 · max(H, W)).
-TORCHRAY_SMOOTHING = {"gradient": 0.02, "guided_backprop": 0.02, "deconvnet": 0.02}
+#: TorchRay's benchmark smooths every method's map at the network input (and nowhere else) before
+#: pointing, with σ = 0.02 · max(H, W).
+INPUT_SMOOTHING = 0.02
 WEIGHT_KINDS = ("probe_accuracy", "feature_spread", "linear", "uniform")
 #: The rows of the paper's Table 3 (C)EB, GC, Gd(s), Gui, LA, (s)NG, in its order.
 TABLE3_METHODS = ("contrastive_excitation_backprop", "excitation_backprop", "grad_cam", "gradient", "gradient_sum",
@@ -37,6 +51,14 @@ DEFAULT_COMBINATIONS = tuple((kind, mode) for mode in ("sum", "product") for kin
 
 def combination_name(kind: str, mode: str) -> str:
     return f"{'+' if mode == 'sum' else '×'}{kind}"
+
+
+def export_name(column: str) -> str:
+    """A column as the ``--export`` CSV names it: the module name, ``""`` for the input,
+    ``sum:<weighting>`` / ``product:<weighting>`` for a combination."""
+    if column[:1] in ("+", "×"):
+        return f"{'sum' if column[0] == '+' else 'product'}:{column[1:]}"
+    return column
 
 
 @dataclass
@@ -52,6 +74,8 @@ class PointingResults:
     center: np.ndarray  # bool [P]: the centre-point baseline
     num_classes: int
     tolerance: float
+    points: np.ndarray | None = None  # int [P, methods, columns, 2]: (x, y) in original-image pixels
+    images: np.ndarray | None = None  # [P] each pair's image id (the dataset's image name)
 
     def _score(self, hits: np.ndarray, subset: str) -> float:
         """TorchRay's :class:`~revisal.metrics.PointingGame` accuracy of ``hits`` [P] (or of each
@@ -71,7 +95,9 @@ class PointingResults:
         """The results of pairs ``index`` (a bootstrap resample: :func:`revisal.verdicts.bootstrap`)."""
         index = np.asarray(index)
         return replace(self, hits=self.hits[index], class_ids=self.class_ids[index],
-                       difficult=self.difficult[index], center=self.center[index])
+                       difficult=self.difficult[index], center=self.center[index],
+                       points=None if self.points is None else self.points[index],
+                       images=None if self.images is None else self.images[index])
 
     def __len__(self) -> int:
         return self.pairs
@@ -81,8 +107,21 @@ class PointingResults:
         kept are the selected columns that are layers."""
         methods = list(self.methods if methods is None else methods)
         columns = list(self.columns if columns is None else columns)
-        hits = self.hits[:, [self.methods.index(m) for m in methods]][:, :, [self.columns.index(c) for c in columns]]
-        return replace(self, methods=methods, columns=columns, layers=[c for c in columns if c in self.layers], hits=hits)
+        mi, ci = [self.methods.index(m) for m in methods], [self.columns.index(c) for c in columns]
+        points = None if self.points is None else self.points[:, mi][:, :, ci]
+        return replace(self, methods=methods, columns=columns, layers=[c for c in columns if c in self.layers],
+                       hits=self.hits[:, mi][:, :, ci], points=points)
+
+    def export_rows(self) -> list[dict]:
+        """One row per (pair, method, column): ``image_id, class_id, method, layer, x, y, hit``
+        (``layer`` as :func:`export_name` writes it)."""
+        if self.points is None or self.images is None:
+            raise ValueError("results: these results carry no points (computed before points were stored)")
+        return [{"image_id": str(self.images[k]), "class_id": int(self.class_ids[k]), "method": method,
+                 "layer": export_name(column), "x": int(self.points[k, mi, ci, 0]),
+                 "y": int(self.points[k, mi, ci, 1]), "hit": int(self.hits[k, mi, ci])}
+                for k in range(self.pairs) for mi, method in enumerate(self.methods)
+                for ci, column in enumerate(self.columns)]
 
     def accuracy_table(self, subset: str = "all") -> np.ndarray:
         """Accuracy (%) of every method (rows) and column (layers, then combinations), in one pass."""
@@ -120,21 +159,28 @@ class PointingResults:
         return len(self.class_ids)
 
 
+
 def pointing_game(zoo, source, methods: Sequence[str], layers: Sequence[str], *,
                   combinations: Sequence[tuple[str, str]] = DEFAULT_COMBINATIONS,
-                  weights: dict[str, np.ndarray] | None = None, smooth: dict[str, float] | None = None,
+                  weights: dict[str, np.ndarray] | None = None, smooth: float = INPUT_SMOOTHING,
                   meta=None, batch_size: int = 64, part_size: int = 512, device=None, shard=None,
                   cache_root=CACHE_ROOT, progress: bool = True, compute: bool = True,
                   _after_part=None) -> PointingResults | None:
-    """Score every (method, layer) and combination on every image-class pair of ``source``.
+    """Score every (method, layer) and combination on every image-class pair of ``source``, by the
+    protocol of the module docstring.
 
     Args:
-        zoo: a :class:`revisal.models.ZooModel` (its ``normalize`` must match ``source``'s inputs).
+        zoo: a :class:`revisal.models.ZooModel` (its ``normalize`` must match ``source``'s inputs;
+            its ``contrast_layer``, if any, is where contrastive EB subtracts its dual pass).
         source: a pointing source (:mod:`.sources`).
-        combinations: (weight kind, "sum" | "product") pairs; ``weights`` maps each kind to J
-            per-layer weights (see :func:`revisal.layer_weights`); required when combinations are.
-        smooth: per-method smoothing fraction (default :data:`TORCHRAY_SMOOTHING`).
-        meta: a :class:`revisal.MetaStep` to score meta-saliency maps.
+        layers: module names; ``""`` (the input) is scored alone, never combined.
+        combinations: (weight kind, "sum" | "product") pairs; ``weights`` maps each kind to one
+            weight per combined (non-input) layer, or per entry of ``layers`` (the input's weight
+            is then dropped); see :func:`revisal.layer_weights`. Required when combinations are.
+        smooth: σ of the Gaussian applied to input-layer maps, as a fraction of max(H, W).
+        meta: a :class:`revisal.MetaStep` to score meta-saliency maps (without its own ``loss``,
+            it steps on :func:`revisal.objectives.map_cross_entropy`; one pair per pass).
+        batch_size: pairs per pass for the testbed; a detection image's pairs always share one pass.
         shard: ``"i/n"``: compute only parts ``p`` with ``p % n == i`` (default from ``torchrun``).
         cache_root: folder of result caches; ``None`` disables caching.
         compute: ``False`` only merges what the shards have cached.
@@ -152,23 +198,37 @@ def pointing_game(zoo, source, methods: Sequence[str], layers: Sequence[str], *,
     for name, value in (("batch_size", batch_size), ("part_size", part_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0 <= smooth < 1:
+        raise ValueError(f"smooth: expected a fraction of the image side in [0, 1), got {smooth!r}")
+    combined = [layer for layer in layers if layer != INPUT_LAYER]
     combinations = [tuple(c) for c in combinations]
     if combinations and weights is None:
         raise ValueError("weights: combinations need per-layer weights for each kind (revisal.layer_weights)")
+    if combinations and len(combined) < 2:
+        raise ValueError(f"layers: combinations need at least two non-input layers, got {combined}")
+    combos = []
     for kind, mode in combinations:
         if kind not in weights:
             raise ValueError(f"weights: no {kind!r} weights for the combination ({kind!r}, {mode!r}); "
                              f"have {sorted(weights)}")
         if mode not in ("sum", "product"):
             raise ValueError(f"combinations: mode must be 'sum' or 'product', got {mode!r}")
-    combos = [(kind, mode, np.asarray(weights[kind], dtype=np.float64)) for kind, mode in combinations]
-    smooth = TORCHRAY_SMOOTHING if smooth is None else smooth
+        w = np.asarray(weights[kind], dtype=np.float64).ravel()
+        if len(w) == len(layers) and len(layers) != len(combined):
+            w = w[[i for i, layer in enumerate(layers) if layer != INPUT_LAYER]]
+        if len(w) != len(combined):
+            raise ValueError(f"weights: {kind!r} has {len(w)} weights for the {len(combined)} combined layers "
+                             f"{combined} (or the {len(layers)} layers {layers})")
+        combos.append((kind, mode, w))
+    if meta is not None and meta.loss is None:
+        meta = replace(meta, loss=map_cross_entropy)
     device = device_of(device)
     index, count = parse_shard(shard)
-    spec = {"model": zoo.name, "weights": weights_checksum(zoo.model), "source": source.describe(),
-            "methods": methods, "layers": layers, "combinations": [(k, m, w.tolist()) for k, m, w in combos],
-            "smooth": {m: smooth.get(m, 0.0) for m in methods}, "meta": repr(meta), "part_size": part_size}
-    cache = RunCache("pointing", spec, cache_root)
+    contrast = getattr(zoo, "contrast_layer", None)
+    cache = run_cache("pointing", cache_root, model=zoo, source=source, methods=methods, layers=layers,
+                      combinations=[(k, m, w.tolist()) for k, m, w in combos], smooth=smooth, objective="pointing",
+                      contrast=contrast, meta=meta, part_size=part_size,
+                      batch_size=batch_size if source.batches_images else None)
     pairs = source.pairs()
     parts = range((len(pairs) + part_size - 1) // part_size)
     model = zoo.model.to(device)
@@ -176,10 +236,9 @@ def pointing_game(zoo, source, methods: Sequence[str], layers: Sequence[str], *,
     bar = tqdm(total=sum(len(pairs[p * part_size:(p + 1) * part_size]) for p in todo), unit="pair",
                desc=f"pointing {zoo.name}", disable=not progress)
     start = time.perf_counter()
+    run = _Run(model, source, methods, layers, combined, combos, smooth, contrast, meta, batch_size, device)
     for p in todo:
-        chunk = pairs[p * part_size:(p + 1) * part_size]
-        cache.save(p, _score_part(model, source, chunk, methods, layers, combos, smooth, meta, batch_size, device,
-                                  bar, start))
+        cache.save(p, run.score(pairs[p * part_size:(p + 1) * part_size], bar, start))
         if _after_part is not None:
             _after_part(p)
     bar.close()
@@ -194,46 +253,74 @@ def pointing_game(zoo, source, methods: Sequence[str], layers: Sequence[str], *,
         print(f"{message}; other shards still have to run them, then merge")
         return None
     columns = layers + [combination_name(k, m) for k, m, _ in combos]
-    return PointingResults(methods, columns, layers, *(np.concatenate([part[k] for part in loaded]) for k in
-                           ("hits", "class_ids", "difficult", "center")), source.num_classes, source.tolerance)
+    merged = {k: np.concatenate([part[k] for part in loaded]) for k in loaded[0]}
+    return PointingResults(methods, columns, layers, merged["hits"], merged["class_ids"], merged["difficult"],
+                           merged["center"], source.num_classes, source.tolerance, points=merged["points"],
+                           images=merged["images"])
 
 
-def _groups(pairs: list[Pair], source, batch_size: int):
-    group: list[Pair] = []
-    for pair in pairs:
-        if group and (len(group) == batch_size or not source.same_input(group[0], pair)):
+@dataclass
+class _Run:
+    """What one pointing game computes for a list of pairs (a part)."""
+
+    model: torch.nn.Module
+    source: object
+    methods: list[str]
+    layers: list[str]
+    combined: list[str]
+    combos: list
+    smooth: float
+    contrast: str | None
+    meta: object
+    batch_size: int
+    device: torch.device
+
+    def groups(self, pairs: list[Pair]):
+        """Batches of pairs: one per image for detection sources (any ``batch_size``), else up to
+        ``batch_size`` pairs of same-size inputs; one pair per batch under meta-saliency."""
+        limit = 1 if self.meta is not None else (self.batch_size if self.source.batches_images else len(pairs))
+        group: list[Pair] = []
+        for pair in pairs:
+            if group and (len(group) == limit or not self.source.same_input(group[0], pair)):
+                yield group
+                group = []
+            group.append(pair)
+        if group:
             yield group
-            group = []
-        group.append(pair)
-    if group:
-        yield group
 
+    def maps(self, inputs: Tensor, group: list[Pair]):
+        objective = PointingObjective([p.class_id for p in group])
+        return saliency(self.model, inputs.to(self.device), objective, self.layers, self.methods, meta=self.meta,
+                        contrast_layer=self.contrast if "contrastive_excitation_backprop" in self.methods else None)
 
-def _score_part(model, source, pairs, methods, layers, combos, smooth, meta, batch_size, device, bar, start):
-    hits = np.zeros((len(pairs), len(methods), len(layers) + len(combos)), dtype=bool)
-    center = np.zeros(len(pairs), dtype=bool)
-    columns = [layer or "input" for layer in layers] + [combination_name(kind, mode) for kind, mode, _ in combos]
-    k = 0
-    for group in _groups(pairs, source, batch_size):
-        inputs, masks, sizes = source.load(group)
-        ids = torch.tensor([p.class_id for p in group])
-        maps = saliency(model, inputs.to(device), ids, layers, methods, meta=meta)
-        size = sizes[0]
-        regions = [acceptance_region(m, source.tolerance) for m in masks]
-        for b, mask in enumerate(masks):
-            center[k + b] = is_hit(mask, (size[1] / 2, size[0] / 2), source.tolerance)
-        for mi, method in enumerate(methods):
-            sigma = smooth.get(method, 0.0) * max(size)
-            resized = [gaussian_smooth(F.interpolate(maps[method, layer].float().cpu(), size=size, mode="bilinear",
-                                                     align_corners=False), sigma) for layer in layers]
-            candidates = resized + [combine(resized, w, mode, size=size).float() for _, mode, w in combos]
-            for ci, m in enumerate(candidates):
-                xs, ys = maxima(m, f"{method} maps at {columns[ci]}")
-                for b, region in enumerate(regions):
-                    hits[k + b, mi, ci] = bool(region[ys[b], xs[b]])
-        k += len(group)
-        bar.update(len(group))
-        bar.set_postfix(pairs_s=f"{bar.n / max(time.perf_counter() - start, 1e-9):.1f}", refresh=False)
-    return {"hits": hits, "class_ids": np.array([p.class_id for p in pairs]),
-            "difficult": np.array([p.difficult for p in pairs]), "center": center}
-
+    def score(self, pairs: list[Pair], bar, start) -> dict[str, np.ndarray]:
+        columns = [layer or "input" for layer in self.layers] + [combination_name(k, m) for k, m, _ in self.combos]
+        hits = np.zeros((len(pairs), len(self.methods), len(columns)), dtype=bool)
+        points = np.zeros((len(pairs), len(self.methods), len(columns), 2), dtype=np.int32)
+        center = np.zeros(len(pairs), dtype=bool)
+        k = 0
+        for group in self.groups(pairs):
+            inputs, masks, sizes = self.source.load(group)
+            maps = self.maps(inputs, group)
+            size = sizes[0]
+            regions = [acceptance_region(m, self.source.tolerance) for m in masks]
+            for b, mask in enumerate(masks):
+                center[k + b] = is_hit(mask, (size[1] / 2, size[0] / 2), self.source.tolerance)
+            for mi, method in enumerate(self.methods):
+                resized = {layer: F.interpolate(maps[method, layer].float().cpu(), size=size, mode="bilinear",
+                                                align_corners=False) for layer in self.layers}
+                candidates = [gaussian_smooth(resized[layer], self.smooth * max(size)) if layer == INPUT_LAYER
+                              else resized[layer] for layer in self.layers]
+                candidates += [combine([resized[layer] for layer in self.combined], w, mode, size=size).float()
+                               for _, mode, w in self.combos]
+                for ci, m in enumerate(candidates):
+                    xs, ys = maxima(m, f"{method} maps at {columns[ci]}")
+                    points[k:k + len(group), mi, ci, 0], points[k:k + len(group), mi, ci, 1] = xs.numpy(), ys.numpy()
+                    for b, region in enumerate(regions):
+                        hits[k + b, mi, ci] = bool(region[ys[b], xs[b]])
+            k += len(group)
+            bar.update(len(group))
+            bar.set_postfix(pairs_s=f"{bar.n / max(time.perf_counter() - start, 1e-9):.1f}", refresh=False)
+        return {"hits": hits, "points": points, "class_ids": np.array([p.class_id for p in pairs]),
+                "difficult": np.array([p.difficult for p in pairs]), "center": center,
+                "images": np.array([self.source.image_id(p) for p in pairs])}

@@ -26,15 +26,19 @@ class Pair:
 class PointingSource(Protocol):
     num_classes: int
     tolerance: float
+    batches_images: bool  # pairs of different images may share a pass (else: one image per pass)
 
     def describe(self) -> dict: ...
     def pairs(self) -> list[Pair]: ...
     def load(self, pairs: list[Pair]) -> tuple[Tensor, list[np.ndarray], list[tuple[int, int]]]: ...
     def same_input(self, a: Pair, b: Pair) -> bool: ...
+    def image_id(self, pair: Pair) -> str: ...
 
 
 class TestbedSource:
     """A testbed split; tolerance 15/500 of the image side (1.92 px at 64 px)."""
+
+    batches_images = True
 
     def __init__(self, split, normalize: Callable[[Tensor], Tensor]):
         from ..data.render import CLASSES
@@ -57,10 +61,24 @@ class TestbedSource:
     def same_input(self, a: Pair, b: Pair) -> bool:
         return True  # every testbed image has the same size
 
+    def image_id(self, pair: Pair) -> str:
+        return str(pair.image)
+
 
 class DetectionSource:
-    """VOC07 or COCO14 image-class pairs through ``revisal.data.pascal`` / ``revisal.data.coco``;
-    inputs are resized so the shorter side is ``input_size`` (aspect kept), as TorchRay's benchmark."""
+    """VOC07 or COCO14 image-class pairs through ``revisal.data.pascal`` / ``revisal.data.coco``,
+    scored as TorchRay's ``PointingGameBenchmark`` scores them.
+
+    Inputs: TorchRay's ``get_transform`` for the dataset: pixels in [0, 1], resized (bilinear,
+    ``align_corners=False``, no antialiasing) so the shorter side is ``input_size`` and the other
+    ``int(input_size · long / short)``, then the model's normalisation (Caffe's for TorchRay's
+    models). Difficult subset: with ``flags`` (TorchRay's shipped flag file, ``name → per-class
+    0/1``), a pair is difficult when its flag is 1 and also when its image is missing from the
+    file (TorchRay skips a pair only on an explicit 0); without, the area rule of
+    :func:`revisal.data.pointing.is_difficult`. Each image's pairs share one pass.
+    """
+
+    batches_images = False
 
     def __init__(self, name: str, dataset, normalize: Callable[[Tensor], Tensor], input_size: int = 224,
                  tolerance: float = 15, flags: dict[str, list[bool]] | None = None):
@@ -77,18 +95,35 @@ class DetectionSource:
     def describe(self) -> dict:
         root = getattr(self.dataset, "root", "")
         return {"dataset": self.name, "root": str(root), "n": len(self.dataset), "input_size": self.input_size,
-                "tolerance": self.tolerance, "flags": "torchray" if self.flags else "rule"}
+                "tolerance": self.tolerance, "flags": "torchray" if self.flags else "rule", "transform": "torchray"}
 
     def pairs(self) -> list[Pair]:
         if self._pairs is None:
-            out = []
+            out, self._names, self._rule = [], {}, {}
             for p in self._module.pointing_pairs(self.dataset):
                 difficult = p.difficult
-                if self.flags is not None and p.name in self.flags:
-                    difficult = self.flags[p.name][p.class_id]
+                if self.flags is not None:
+                    difficult = self.flags[p.name][p.class_id] if p.name in self.flags else True
                 out.append(Pair(p.index, p.class_id, difficult))
+                self._names[p.index] = p.name
+                self._rule[p.index, p.class_id] = p.difficult
             self._pairs = out
         return self._pairs
+
+    def image_id(self, pair: Pair) -> str:
+        self.pairs()
+        return self._names[pair.image]
+
+    def flag_agreement(self) -> dict[str, float | int]:
+        """How often the area rule's difficult flag equals the one scored here (the flag file's,
+        or the rule's own without flags: 100%): ``{"pairs", "agree", "agreement" (%), "rule_only",
+        "flags_only"}``."""
+        pairs = self.pairs()
+        rule = [self._rule[p.image, p.class_id] for p in pairs]
+        agree = sum(r == p.difficult for r, p in zip(rule, pairs))
+        return {"pairs": len(pairs), "agree": agree, "agreement": 100 * agree / len(pairs) if pairs else float("nan"),
+                "rule_only": sum(r and not p.difficult for r, p in zip(rule, pairs)),
+                "flags_only": sum(p.difficult and not r for r, p in zip(rule, pairs))}
 
     def load(self, pairs):
         from torchvision.transforms.functional import to_tensor

@@ -22,6 +22,22 @@ def _scored(methods, results: Mapping[str, PointingResults]) -> list:
     return [m for m in methods if all(m in res.methods for res in results.values())]
 
 
+def by_layer(res: PointingResults, subset: str = "all") -> list[dict]:
+    """One run's accuracy (%) per method at every layer and combination, its best single layer and
+    best combination (the command line's table)."""
+    combos = res.columns[len(res.layers):]
+    rows = []
+    for method in res.methods:
+        row = {"method": method, **{_layer(c): v for c, v in res.accuracies(method, subset).items()}}
+        layer, acc = res.best_single(method, subset)
+        row["best single"] = f"{acc:.1f} ({_layer(layer)})"
+        if combos:
+            combo, acc = res.best_combination(method, subset)
+            row["best combination"] = f"{acc:.1f} ({combo})"
+        rows.append(row)
+    return rows
+
+
 def table3(results: Mapping[str, PointingResults]) -> list[dict]:
     """Best single layer (b.s.) and best weighted combination (b.w.) per method, model and subset."""
     rows = []

@@ -101,7 +101,7 @@ def _resnet50_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def load_caffe_model(arch: str, dataset: str, path: str | Path | None = None, verify: bool = True,
-                     pretrained: bool = True) -> nn.Module:
+                     pretrained: bool = True, fully_convolutional: bool = True) -> nn.Module:
     """A TorchRay pointing-game model in eval mode, taking Caffe-normalised RGB input.
 
     Args:
@@ -111,11 +111,17 @@ def load_caffe_model(arch: str, dataset: str, path: str | Path | None = None, ve
         verify: check the sha256 prefix in the file name (off for files that are not the
             published ones, e.g. tests' random checkpoints).
         pretrained: ``False`` gives the untrained architecture without reading any file.
+        fully_convolutional: the network as TorchRay's pointing-game benchmark runs it (output a
+            class-score map ``[N, classes, h, w]``, see :mod:`revisal.models.fully_conv`); ``False``
+            keeps torchvision's classifier (output ``[N, classes]``).
     """
+    from .fully_conv import fully_convolutional as convert
+
+    finish = (lambda m: convert(m, arch).eval()) if fully_convolutional else (lambda m: m.eval())
     if dataset not in NUM_CLASSES:
         raise ValueError(f"dataset: expected one of {sorted(NUM_CLASSES)}, got {dataset!r}")
     if not pretrained:
-        return caffe_architecture(arch, NUM_CLASSES[dataset]).eval()
+        return finish(caffe_architecture(arch, NUM_CLASSES[dataset]))
     path = checkpoint_path(arch, dataset) if path is None else Path(path)
     if verify:
         verify_checkpoint(path)
@@ -124,4 +130,4 @@ def load_caffe_model(arch: str, dataset: str, path: str | Path | None = None, ve
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = caffe_architecture(arch, NUM_CLASSES[dataset])
     model.load_state_dict((_vgg16_state if arch == "vgg16" else _resnet50_state)(state))
-    return model.eval()
+    return finish(model)

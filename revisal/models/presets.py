@@ -17,6 +17,9 @@ class Preset:
     normalize: Normalize
     layers: tuple[str, ...]
     input_size: int = 224
+    #: where contrastive excitation backprop subtracts its dual pass (TorchRay's benchmark: relu7 /
+    #: the pool before fc); None: the engine's default
+    contrast_layer: str | None = None
 
 
 # paper § 4.2: VGG16 features.29/22/15/8/3 and the input; ResNet50 layer4/3/2/1 and the input
@@ -29,10 +32,10 @@ PRESETS: dict[str, Preset] = {
     "vgg16": Preset(IMAGENET_NORMALIZE, _VGG16),
     "resnet50": Preset(IMAGENET_NORMALIZE, _RESNET50),
     # TorchRay's pointing-game models keep torchvision's module names and take Caffe-normalised input
-    "vgg16_voc": Preset(CAFFE_NORMALIZE, _VGG16),
-    "vgg16_coco": Preset(CAFFE_NORMALIZE, _VGG16),
-    "resnet50_voc": Preset(CAFFE_NORMALIZE, _RESNET50),
-    "resnet50_coco": Preset(CAFFE_NORMALIZE, _RESNET50),
+    "vgg16_voc": Preset(CAFFE_NORMALIZE, _VGG16, contrast_layer="classifier.4"),
+    "vgg16_coco": Preset(CAFFE_NORMALIZE, _VGG16, contrast_layer="classifier.4"),
+    "resnet50_voc": Preset(CAFFE_NORMALIZE, _RESNET50, contrast_layer="avgpool"),
+    "resnet50_coco": Preset(CAFFE_NORMALIZE, _RESNET50, contrast_layer="avgpool"),
     # the mini models at 64² input: 64², 32², 16², 8², 4²
     "mini_vgg": Preset(TESTBED_NORMALIZE, ("", "features.3", "features.8", "features.13", "features.18"), 64),
     "mini_resnet": Preset(TESTBED_NORMALIZE, ("", "layer1", "layer2", "layer3", "layer4"), 64),

@@ -37,6 +37,7 @@ class ZooModel:
     layers: tuple[str, ...]
     input_size: int = 224
     notes: str = field(default="", repr=False)
+    contrast_layer: str | None = None  # contrastive EB's contrast layer in the paper's protocol
 
     def __post_init__(self) -> None:
         # revisal.saliency looks class-name targets up in model.classes (e.g. target="tiger cat")
@@ -57,7 +58,8 @@ def _zoo_model(name: str, model: nn.Module, classes: Sequence[str], notes: str) 
     (:data:`revisal.models.presets.PRESETS`)."""
     preset = PRESETS[name]
     return ZooModel(name=name, model=model.eval(), normalize=preset.normalize, classes=list(classes),
-                    layers=preset.layers, input_size=preset.input_size, notes=notes)
+                    layers=preset.layers, input_size=preset.input_size, notes=notes,
+                    contrast_layer=preset.contrast_layer)
 
 
 def load_by_position(model: nn.Module, state: dict[str, Tensor]) -> None:
@@ -107,11 +109,14 @@ def _torchvision_imagenet(arch: str, pretrained: bool = True) -> ZooModel:
 
 
 def _caffe(arch: str, dataset: str, path: str | Path | None = None, verify: bool = True,
-           pretrained: bool = True) -> ZooModel:
-    """TorchRay's VOC07 / COCO14 fine-tuned VGG16 / ResNet50 (Caffe conventions, see ``caffe.py``)."""
+           pretrained: bool = True, fully_convolutional: bool = True) -> ZooModel:
+    """TorchRay's VOC07 / COCO14 fine-tuned VGG16 / ResNet50 (Caffe conventions, see ``caffe.py``),
+    fully convolutional as TorchRay's pointing game runs them (``fully_conv.py``) unless
+    ``fully_convolutional=False``."""
     from .caffe import load_caffe_model
 
-    return _zoo_model(f"{arch}_{dataset}", load_caffe_model(arch, dataset, path, verify, pretrained),
+    model = load_caffe_model(arch, dataset, path, verify, pretrained, fully_convolutional)
+    return _zoo_model(f"{arch}_{dataset}", model,
                       VOC_CLASSES if dataset == "voc" else COCO_CLASSES,
                       notes="TorchRay pointing-game checkpoint (converted from Caffe)")
 
