@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 
 from ..combine import combine
 from ..data.mosaics import Classified, arrangements, mosaic
