@@ -353,14 +353,14 @@ def list_layers(zoo: ZooModel) -> list[LayerInfo]:
     """Every module of ``zoo.model`` (``""`` = the input) with its output shape on one image of the
     model's input size, its call count, and whether it is a real ``nn.Conv2d`` (where
     ``normgrad_conv`` applies). The model is left as found."""
+    from .probes import hooked
     from .state import preserved_state
 
     model = zoo.model
     seen: dict[str, list] = {}
-    handles = []
 
     def hook(name):
-        def record(_module, _inputs, output):
+        def record(_module, _args, _kwargs, output):
             seen.setdefault(name, []).append(tuple(output.shape) if isinstance(output, Tensor) else None)
         return record
 
@@ -369,15 +369,9 @@ def list_layers(zoo: ZooModel) -> list[LayerInfo]:
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     device = param.device if param is not None else torch.device("cpu")
     pixels = torch.full((1, 3, zoo.input_size, zoo.input_size), 0.5, dtype=dtype, device=device)
-    with preserved_state(model):
-        try:
-            for name, module in modules:
-                handles.append(module.register_forward_hook(hook(name)))
-            with torch.no_grad():
-                model.eval()(zoo.normalize(pixels))
-        finally:
-            for h in handles:
-                h.remove()
+    with preserved_state(model), hooked((module, "forward", hook(name)) for name, module in modules):
+        with torch.no_grad():
+            model.eval()(zoo.normalize(pixels))
     out = [LayerInfo("", "input", tuple(pixels.shape), 1, False)]
     for name, module in modules:
         shapes = seen.get(name, [])
