@@ -18,7 +18,7 @@ from torch.func import functional_call
 from .maps import layer_maps
 from .methods import Method
 from .probes import LayerProbe, hooked
-from .rules import PassState, Rule
+from .rules import Constants, PassState, Rule
 from .sites import Window
 from .validation import INPUT_LAYER, objective
 
@@ -49,7 +49,7 @@ def collect(model: nn.Module, images: Tensor, target: Tensor | Callable, layers:
         window = Window.of_conv(module) if stats and isinstance(module, nn.Conv2d) and name in layers else None
         probes.append(LayerProbe(name, module, window, stats if window else (), name in layers, clock=clock))
     state = PassState()
-    constants = {id(t) for t in (*model.parameters(), *model.buffers(), *(params or {}).values())}
+    constants = Constants((*model.parameters(), *model.buffers(), *(params or {}).values()))
 
     def run(deltas: dict[str, Tensor] | None):
         x = images.detach().clone()  # the model may write to its input: every pass starts afresh

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numbers
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -77,6 +77,25 @@ def _excite(op: Callable[[Tensor], Tensor]) -> Callable:
     return backward
 
 
+class Constants:
+    """The tensors a pass takes for constants, not activations (the model's parameters and buffers,
+    and any replacement parameters), by identity.
+
+    It holds the tensors themselves. An ``id`` is unique only among live objects: with ids alone, a
+    tensor freed during the pass (a forward that rebinds or re-registers a buffer frees the old one)
+    could hand its ``id`` to a new activation, which would then be taken for a constant.
+    """
+
+    def __init__(self, tensors: Iterable[Tensor] = ()) -> None:
+        self._held = {id(t): t for t in tensors}
+
+    def __contains__(self, value: object) -> bool:
+        return self._held.get(id(value)) is value
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
 @dataclass
 class PassState:
     """One pass of one rule: the module running now, linear maps counted in execution order, the
@@ -105,7 +124,7 @@ class Rule:
         )
 
     def handle(self, func, kind: str, call: dict, rerun: Callable, state: PassState,
-               constants: set[int]) -> Callable | None:
+               constants: Constants) -> Callable | None:
         """The replacement ``(input) → output`` of this call (``rerun(x)`` calls it again with another
         input), or None to run it with its own gradient."""
         return None
@@ -144,12 +163,12 @@ class Rule:
         with hooked(hooks + [(m, "forward", leave) for m in model.modules()]):
             yield
 
-    def mode(self, state: PassState, constants: set[int]):
+    def mode(self, state: PassState, constants: Constants):
         return nullcontext() if self.name == "plain" else _RuleMode(self, state, constants)
 
 
 class _RuleMode(TorchFunctionMode):
-    def __init__(self, rule: Rule, state: PassState, constants: set[int]):
+    def __init__(self, rule: Rule, state: PassState, constants: Constants):
         super().__init__()
         self.rule, self.state, self.constants = rule, state, constants
 
@@ -185,8 +204,8 @@ def _tensors(args: tuple, kwargs: dict) -> Iterator[Tensor]:
             yield from (t for t in v if isinstance(t, Tensor))
 
 
-def _is_scalar(v: object, constants: set[int]) -> bool:
-    return isinstance(v, numbers.Number) or (isinstance(v, Tensor) and v.numel() == 1 and id(v) in constants)
+def _is_scalar(v: object, constants: Constants) -> bool:
+    return isinstance(v, numbers.Number) or (isinstance(v, Tensor) and v.numel() == 1 and v in constants)
 
 
 @dataclass(frozen=True)
@@ -247,7 +266,7 @@ class ExcitationRule(Rule):
         a, b = call["input"], call.get("other")
         if kind in ("mul", "div") and _is_scalar(b, constants):
             return lambda x: _Rule.apply(rerun, through, x)
-        activations = all(isinstance(t, Tensor) and id(t) not in constants for t in (a, b))
+        activations = all(isinstance(t, Tensor) and t not in constants for t in (a, b))
         if kind == "mul" and activations and a.shape != b.shape \
                 and torch.broadcast_shapes(a.shape, b.shape) in (a.shape, b.shape):
             back = (lambda p, s, t: (p, None)) if a.numel() > b.numel() else (lambda p, s, t: (None, p))

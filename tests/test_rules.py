@@ -356,3 +356,58 @@ def test_excitation_refuses_what_it_has_no_rule_for(combine, op):
     with pytest.raises(ValueError, match=rf"excitation backprop\).*'_*{op}_*' \(in the model's own forward\)"):
         revisal.saliency(TwoBranches(combine), x, 1, ["a"], ["excitation_backprop"])
     revisal.saliency(TwoBranches(combine), x, 1, ["a"], ["gradient"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Constants are held, not only recorded by id (issue 18: an order-dependent refusal)
+
+
+def test_constants_hold_the_tensors_they_record():
+    """An ``id`` is unique only among live objects. A tensor recorded as a constant and then freed
+    (a forward that rebinds a buffer) must not make a new activation at its address a constant."""
+    import gc
+
+    from revisal.rules import Constants
+
+    freed = {id(t) for t in [torch.zeros(1) for _ in range(64)]}
+    control = [torch.zeros(1) for _ in range(256)]
+    assert freed & {id(t) for t in control}, "the allocator reuses freed addresses here: the hazard is real"
+
+    recorded = [torch.zeros(1) for _ in range(64)]
+    constants = Constants(recorded)
+    del recorded
+    gc.collect()
+    fresh = [torch.zeros(1) for _ in range(256)]
+    assert not any(t in constants for t in fresh)
+    assert len(constants) == 64
+
+
+class RebindsItsBuffer(nn.Module):
+    """Re-registers a buffer in every forward (freeing the one the previous call bound), then adds
+    two activations; ``rebind=False`` is the same network without the rebinding."""
+
+    def __init__(self, rebind: bool = True):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1, self.conv2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+        self.register_buffer("scratch", torch.zeros(1))
+        self.rebind = rebind
+
+    def forward(self, x):
+        h = F.relu(self.conv1(x))
+        if self.rebind:
+            self.register_buffer("scratch", torch.zeros(1))
+        kept = [h * 2.0 for _ in range(32)]  # activations allocated after the free
+        return self.fc((F.relu(self.conv2(h)) + kept[-1]).mean((2, 3)))
+
+
+def test_a_forward_that_rebinds_a_buffer_gets_the_same_excitation_maps():
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    methods = ["excitation_backprop", "contrastive_excitation_backprop"]
+    reference = revisal.saliency(RebindsItsBuffer(rebind=False), x, 1, ["conv2"], methods)
+    model = RebindsItsBuffer()
+    for _ in range(10):  # each call runs two passes: the second records the buffer the first bound
+        maps = revisal.saliency(model, x, 1, ["conv2"], methods)
+        for method in methods:
+            torch.testing.assert_close(maps[method, "conv2"], reference[method, "conv2"], rtol=0, atol=0)
