@@ -16,6 +16,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helper modules next to this file
 
+import global_state  # noqa: E402
 from oracle_imports import ORACLES, in_ci, oracle  # noqa: E402, F401  (tests import them from here)
 
 # Emulating another CPU: REVISAL_TEST_NO_MKLDNN=1 sends convolutions through ATen's own kernels
@@ -23,6 +24,20 @@ from oracle_imports import ORACLES, in_ci, oracle  # noqa: E402, F401  (tests im
 # OMP_NUM_THREADS this changes float32 rounding the way another machine would).
 if os.environ.get("REVISAL_TEST_NO_MKLDNN", "") not in ("", "0"):
     torch.backends.mkldnn.enabled = False
+
+
+@pytest.fixture(autouse=True)
+def leaves_global_state_alone():
+    """Fails a test that leaves torch's process-wide switches (grad/inference/anomaly mode, default
+    dtype, threads, function and dispatch mode stacks, global module hooks), revisal's registries,
+    the environment or the working directory changed; then puts them back for the next test."""
+    before = global_state.snapshot()
+    yield
+    after = global_state.snapshot()
+    changed = global_state.changes(before, after)
+    if changed:
+        global_state.restore(before)
+        pytest.fail("the test left global state changed:\n  " + "\n  ".join(changed), pytrace=False)
 
 
 def vgg16_narrow_head(width: int = 512) -> nn.Module:
