@@ -38,13 +38,19 @@ def check_images(images: object, name: str = "images") -> Tensor:
     return images
 
 
-def check_images_fit_model(model: nn.Module, images: Tensor, name: str = "images") -> None:
-    """``images`` on one of the model's devices and of its parameters' floating-point dtype (any
-    dtype under autocast on that device). A model without parameters or buffers takes any input."""
+def check_materialised(model: nn.Module) -> list[Tensor]:
+    """The model's parameters and buffers, refused (naming ``model``) if any is on the meta device."""
     tensors = [*model.parameters(), *model.buffers()]
     if any(t.is_meta for t in tensors):
         raise ValueError("model: its parameters are on the meta device (no values); materialise them first, "
                          "e.g. model.to_empty(device='cpu') and load its weights")
+    return tensors
+
+
+def check_images_fit_model(model: nn.Module, images: Tensor, name: str = "images") -> None:
+    """``images`` on one of the model's devices and of its parameters' floating-point dtype (any
+    dtype under autocast on that device). A model without parameters or buffers takes any input."""
+    tensors = check_materialised(model)
     devices = {t.device for t in tensors}
     if devices and images.device not in devices:
         device = next(iter(devices))
