@@ -224,6 +224,19 @@ def modules_of(model: str | nn.Module, value: Any, name: str, *, conv: bool = Fa
     return names
 
 
+def methods_fit_layers(model: str | nn.Module, methods: Sequence[str], layers: Sequence[str],
+                       name: str = "methods") -> list[str]:
+    """Every method of ``methods`` (checked names) runs at every layer of ``layers`` (checked module
+    names) of a zoo model (checked on its skeleton) or a given module: the library's own rule,
+    :func:`revisal.validation.check_methods_at_layers` (e.g. ``normgrad_conv`` only at a Conv2d)."""
+    from ..methods import resolve_methods
+    from ..validation import check_methods_at_layers
+
+    net = skeleton(model).model if isinstance(model, str) else model
+    check_methods_at_layers(net, resolve_methods(list(methods)), layers, name)
+    return list(methods)
+
+
 def module_of(model: str | nn.Module, value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{name}: expected one module name, got {value!r}")
