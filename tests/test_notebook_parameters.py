@@ -39,6 +39,46 @@ def test_notebooks_are_found_by_number_stem_or_path():
         params.notebook_path("09")
 
 
+@pytest.mark.parametrize("where", ["outside", "nested"])
+def test_a_notebook_check_from_another_working_directory_finds_the_checkout(tmp_path, monkeypatch, where):
+    """Run from a folder outside the checkout (papermill without --cwd, a script elsewhere), the
+    check used to say "no notebook '00'; expected one of []": the checkout is now found from the
+    package's own location, and every project path with it."""
+    import revisal
+    from revisal import files
+
+    assert files.PACKAGE_PARENT == Path(revisal.__file__).resolve().parent.parent
+    monkeypatch.setattr(files, "PACKAGE_PARENT", ROOT)  # the package imported from this checkout, as in make test
+    cwd = tmp_path / "a" / "b" if where == "nested" else tmp_path
+    cwd.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(cwd)
+    assert [p.stem for p in params.notebooks()] == NOTEBOOKS
+    for notebook in ("00", "02_layer_combination", "04_meta_saliency.ipynb"):
+        path = params.notebook_path(notebook)
+        assert path.parent == ROOT / "notebooks"
+        defaults = params.declared(path)
+        assert params.check_parameters(notebook, defaults) == defaults
+    assert files.project_path("data/cache") == ROOT / "data" / "cache"
+    params.main([str(ROOT / "configs" / "smoke.yaml")])  # the CLI, too (checks only)
+    assert not any(tmp_path.rglob("*.yaml"))  # nothing written where it was run
+
+
+def test_outside_any_checkout_the_check_says_what_is_wrong(tmp_path, monkeypatch):
+    """An installed package (not in a checkout) run outside one: say so, not "expected one of []"."""
+    from revisal import files
+
+    monkeypatch.setattr(files, "PACKAGE_PARENT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="no revisal checkout here: neither the working directory .* nor the revisal "
+                                         "package .* pyproject.toml and notebooks/"):
+        params.check_parameters("00", {})
+    assert files.project_path("x") == tmp_path / "x"  # plain paths stay relative to the working directory
+    (tmp_path / "notebooks").mkdir()  # a checkout without notebooks
+    (tmp_path / "pyproject.toml").write_text("")
+    with pytest.raises(ValueError, match=r"notebooks: .*notebooks holds no numbered notebook"):
+        params.notebook_path("00")
+
+
 # --- configs → notebooks -------------------------------------------------------------------------------
 @pytest.mark.parametrize("profile", ["mini", "smoke", "paper"])
 def test_profiles_give_each_notebook_only_its_own_keys(profile):

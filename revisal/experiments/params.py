@@ -34,7 +34,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from ..files import atomic_write, project_path
+from ..files import PACKAGE_PARENT, atomic_write, project_path, project_root
 from . import checks
 from .schema import REQUIRED_METHODS, SPEC
 
@@ -43,8 +43,21 @@ NOTEBOOK_DIR = "notebooks"
 
 # --- the notebooks and what they declare ----------------------------------------------------------------
 def notebooks() -> list[Path]:
-    """Every numbered notebook, in order."""
-    return sorted(project_path(NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
+    """Every numbered notebook of the checkout (:func:`revisal.files.project_root`), in order.
+
+    Raises:
+        ValueError: neither the working directory nor the ``revisal`` package is in a checkout
+            (a folder with ``pyproject.toml`` and ``notebooks/``), or its notebooks folder has none.
+    """
+    root = project_root()
+    if root is None:
+        raise ValueError(f"notebooks: no revisal checkout here: neither the working directory {Path.cwd()} nor the "
+                         f"revisal package ({PACKAGE_PARENT / 'revisal'}) is inside a folder holding pyproject.toml "
+                         "and notebooks/; run from the checkout, or import revisal from one (pip install -e .)")
+    found = sorted((root / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise ValueError(f"notebooks: {root / NOTEBOOK_DIR} holds no numbered notebook (NN_name.ipynb)")
+    return found
 
 
 def notebook_path(notebook: str | Path) -> Path:
