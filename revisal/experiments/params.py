@@ -36,6 +36,7 @@ import yaml
 
 from ..files import PACKAGE_PARENT, atomic_write, project_path, project_root
 from . import checks
+from .config_yaml import load_yaml
 from .schema import REQUIRED_METHODS, SPEC
 
 NOTEBOOK_DIR = "notebooks"
@@ -100,7 +101,7 @@ def _declared(path: str, mtime: int) -> tuple[tuple[str, Any], ...]:
 def load_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(config, Mapping):
         return dict(config)
-    data = yaml.safe_load(project_path(config).read_text()) or {}
+    data = load_yaml(project_path(config).read_text(), str(config)) or {}
     if not isinstance(data, dict):
         raise ValueError(f"config: {config} must hold a mapping of parameters, got {type(data).__name__}")
     return data
@@ -193,10 +194,22 @@ def check_parameters(notebook: str | Path, namespace: Mapping[str, Any]) -> dict
 
 # --- command line ----------------------------------------------------------------------------------
 def _assignment(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE read as YAML, as a config's value (repeated keys refused)."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, yaml.safe_load(value)
+    try:
+        return key, load_yaml(value, f"--set {key}")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _overrides(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """The ``--set`` pairs as a mapping; a key set twice is refused (the last would silently win)."""
+    twice = sorted({k for k, _ in pairs if sum(k == other for other, _ in pairs) > 1})
+    if twice:
+        raise ValueError(f"--set: {twice} given more than once; set each key once")
+    return dict(pairs)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -211,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         selected = [notebook_path(n) for n in args.notebooks] or notebooks()
-        routed, found = _route(args.config, dict(args.overrides), selected)
+        routed, found = _route(args.config, _overrides(args.overrides), selected)
         found += [f"{path.stem}: {m}" for path in selected
                   for m in problems(path, {**declared(path), **routed[path.stem]})]
         if found:
