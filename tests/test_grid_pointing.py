@@ -128,7 +128,8 @@ def test_readme_note_counts_the_photos(tmp_path):
 
     from revisal.readme import grid
 
-    assert "once `make figures`" in grid(tmp_path)
+    with pytest.raises(ValueError, match=r"table_grid_pointing\.json: missing"):  # not a placeholder
+        grid(tmp_path)
     (tmp_path / "table_grid_pointing.json").write_text(json.dumps(
         {"photos": ["chelsea", "coffee", "china", "rocket", "motorcycle"], "mosaics": [[0, 1, 2, 3]] * 10,
          "target_cells": 40}))
