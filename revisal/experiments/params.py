@@ -12,8 +12,10 @@ an error, so a misspelt key fails instead of being ignored::
     python -m revisal.experiments.params configs/mini.yaml notebooks/*.ipynb \\
         --set device=cpu --set figures_dir=figures -o build/params/mini
 
-checks the keys and every notebook's values (:data:`.schema.SPEC`: models, methods, layers,
-classes, photos, counts, datasets, data folders), reports every problem at once, and only then writes
+reads the config and each ``--set`` value strictly (:mod:`.config_yaml`: a syntax error names the
+file, line and key; a repeated key, or a key set twice, is refused), checks the keys and every
+notebook's values (:data:`.schema.SPEC`: models, methods, layers, classes, photos, counts, datasets,
+data folders, the fields of nested training configs), reports every problem at once, and only then writes
 ``build/params/mini/<notebook>.yaml`` for papermill's ``-f`` (a file is rewritten only when its
 content changes, so ``make`` re-runs only the notebooks whose parameters changed). In the notebook,
 the first code cell gathers and checks the same values before anything is computed or written::
