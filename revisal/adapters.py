@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from .engine import saliency
 from .meta import MetaStep
 from .methods import METHODS, Method
+from .validation import check_images, check_materialised, check_model, check_target
 
 #: Keyword arguments Quantus itself adds to ``explain_func_kwargs`` (ignored here: the model's own
 #: device is used).
@@ -72,29 +73,29 @@ def quantus_explain_func(model: nn.Module, inputs: np.ndarray | Tensor, targets:
     Args:
         model: the ``nn.Module`` Quantus passes (inputs are cast to its parameters' dtype and device).
         inputs: ``[N, C, H, W]`` (numpy or tensor, channels first).
-        targets: N class ids.
+        targets: N class ids, or one for all, of an integer type (Python, NumPy or tensor); floats,
+            even integral ones such as 2.0, are refused as :func:`revisal.saliency` refuses them.
         kwargs: Quantus's own ``device`` entry is accepted and ignored; anything else is an error.
     """
     unknown = sorted(set(kwargs) - set(_QUANTUS_KWARGS))
     if unknown:
         raise TypeError(f"quantus_explain_func: unexpected keyword arguments {unknown}; expected method, layer, "
                         "meta_lr, resize, batch_size")
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected a torch nn.Module, got {type(model).__name__}")
+    check_materialised(check_model(model))
     dtype, device = _model_dtype_device(model)
     x = inputs if isinstance(inputs, Tensor) else torch.from_numpy(np.ascontiguousarray(inputs))
     if x.dim() != 4:
         raise ValueError(f"inputs: expected a batch [N, C, H, W], got shape {tuple(x.shape)}")
-    x = x.detach().to(device=device, dtype=dtype)
-    t = torch.as_tensor(np.asarray(targets.detach().cpu() if isinstance(targets, Tensor) else targets)).long()
-    if t.dim() == 0:
-        t = t.expand(x.shape[0])
+    if x.is_meta:
+        raise ValueError("inputs: on the meta device, which holds no values; pass real images")
+    x = check_images(x.detach().to(device=device, dtype=dtype), "inputs")
+    t = check_target(targets, x.shape[0], getattr(model, "classes", None))
     if meta_lr is not None and (isinstance(meta_lr, bool) or not isinstance(meta_lr, numbers.Real) or meta_lr <= 0):
         raise ValueError(f"meta_lr: expected a positive learning rate or None, got {meta_lr!r}")
     meta = MetaStep(lr=float(meta_lr)) if meta_lr is not None else None
     name = _check_method(method)
     label = name if isinstance(name, str) else name.name
-    maps = saliency(model, x, t.to(device), [layer], [name], meta=meta, batch_size=batch_size)
+    maps = saliency(model, x, t, [layer], [name], meta=meta, batch_size=batch_size)
     if resize:
         maps = maps.resized(tuple(x.shape[-2:]))
     return maps[label, layer].detach().float().cpu().numpy()
@@ -130,6 +131,7 @@ class LayerAttribution:
         """Maps ``[N, 1, h, w]`` of the target logit(s) (see the class docstring)."""
         if target is None:
             raise ValueError("target: required (a class id or N class ids), as for Captum's multi-class models")
+        check_images(inputs, "inputs")
         label = self.method if isinstance(self.method, str) else self.method.name
         maps = saliency(self.forward_func, inputs, target, [self.layer], [self.method], meta=self.meta)
         if upsample:

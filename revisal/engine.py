@@ -14,8 +14,8 @@ from .maps import SaliencyMaps
 from .meta import MetaStep, meta_maps
 from .methods import MethodSpec, resolve_methods
 from .state import preserved_state
-from .validation import (INPUT_LAYER, Target, check_finite_maps, check_images, check_images_fit_model, check_layers,
-                         check_model, check_target)
+from .validation import (Target, check_finite_maps, check_images, check_images_fit_model, check_layers,
+                         check_methods_at_layers, check_model, check_target)
 
 
 def saliency(
@@ -94,17 +94,7 @@ def saliency(
     check_images_fit_model(model, images)
     layer_names = check_layers(model, layers)
     method_list = resolve_methods(methods)
-    modules = dict(model.named_modules())
-    for method in method_list:
-        if method.site.needs_conv:
-            for name in layer_names:
-                module = modules.get(name) if name != INPUT_LAYER else None
-                if not isinstance(module, nn.Conv2d):
-                    kind = "the network input" if module is None else type(module).__name__
-                    raise ValueError(
-                        f"methods: {method.name!r} uses the layer's own convolution, but layer {name!r} is "
-                        f"{kind}, not an nn.Conv2d; request it only at conv layers"
-                    )
+    check_methods_at_layers(model, method_list, layer_names)
     if contrast_layer is not None:
         if not isinstance(contrast_layer, str):
             raise TypeError(f"contrast_layer: expected a module name (str) or None, got {type(contrast_layer).__name__}")

@@ -20,17 +20,31 @@ import numpy as np
 from torch import Tensor
 
 
+#: The folder holding the ``revisal`` package: a checkout when it is imported from one (an editable
+#: install, ``PYTHONPATH``), ``site-packages`` when installed.
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+
+
+def _is_checkout(folder: Path) -> bool:
+    return (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir()
+
+
+def project_root() -> Path | None:
+    """The repository root: the nearest folder at or above the working directory holding
+    ``pyproject.toml`` and ``notebooks/``; else the checkout the ``revisal`` package is imported
+    from (a notebook or command run from outside the checkout); None when neither is one."""
+    here = Path.cwd().resolve()
+    return next((c for c in (here, *here.parents, PACKAGE_PARENT) if _is_checkout(c)), None)
+
+
 def project_path(path: str | os.PathLike) -> Path:
-    """``path`` resolved against the repository root (the nearest parent holding ``pyproject.toml``
-    and ``notebooks/``), so notebooks write to the same place whatever their working directory."""
+    """``path`` resolved against the repository root (:func:`project_root`), so notebooks write to
+    the same place whatever their working directory; against the working directory when there
+    is no checkout (an installed package run outside one)."""
     p = Path(path)
     if p.is_absolute():
         return p
-    here = Path.cwd().resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "pyproject.toml").is_file() and (candidate / "notebooks").is_dir():
-            return candidate / p
-    return here / p
+    return (project_root() or Path.cwd().resolve()) / p
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:

@@ -11,7 +11,8 @@ and this module rebuilds it from ``figures/`` (the verdict tables ``verdicts_<NN
 paper's tables, the figures) and from the shipped weights' manifests (``revisal/weights/*.json``).
 Everything outside the markers is left as written. ``make figures`` runs it after the notebooks;
 ``python -m revisal.readme --check`` only reports whether the README is up to date (exit status 1
-when not).
+when not). Nothing is dropped silently: a missing or empty verdict table, a missing gallery output
+or a missing table is an error naming the file (exit status 2, with or without ``--check``).
 """
 
 from __future__ import annotations
@@ -81,8 +82,19 @@ def cell(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
+def _missing(path: Path, what: str) -> str:
+    return f"{path}: missing ({what}); run make figures"
+
+
+def _require(path: Path, what: str) -> Path:
+    """``path``, or a ValueError naming it: a generated section never drops what it cannot find."""
+    if not path.is_file():
+        raise ValueError(_missing(path, what))
+    return path
+
+
 def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
+    with _require(path, "a table make figures writes").open(newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -94,17 +106,42 @@ def _notebook_stems(figures: Path) -> dict[str, str]:
 
 
 # --- sections ---------------------------------------------------------------------------------------------------
+#: The columns of a verdict table (``verdicts_<NN>.csv``) the claims table shows.
+VERDICT_COLUMNS = ("claim", "metric", "value", "ci_low", "ci_high", "relation", "threshold", "verdict")
+
+
+def _verdict_rows(path: Path, notebook: str) -> list[dict]:
+    """The rows of ``path``, notebook ``notebook``'s verdict table; a missing or empty table, or one
+    without the claims table's columns, is a ValueError naming the file (never rows dropped)."""
+    _require(path, f"the verdict table of notebook {notebook}")
+    with path.open(newline="") as f:
+        header = next(csv.reader(f), [])
+    absent = [c for c in VERDICT_COLUMNS if c not in header]
+    if absent:
+        raise ValueError(f"{path}: {'empty' if not header else f'no column(s) {absent}'}; expected a verdict table "
+                         f"with columns {list(VERDICT_COLUMNS)} (re-run notebook {notebook})")
+    try:
+        rows = verdicts.read(path)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    if not rows:
+        raise ValueError(f"{path}: no claim rows; every notebook's verdict table has at least one (re-run notebook "
+                         f"{notebook})")
+    return rows
+
+
 def claims(figures: Path) -> str:
-    """Every notebook's verdict table as one table: claim, value [95% CI], test, verdict."""
+    """Every notebook's verdict table as one table: claim, value [95% CI], test, verdict. Each
+    numbered notebook must have its ``verdicts_<NN>.csv``, with rows."""
     stems = _notebook_stems(figures)
     lines = ["| notebook | claim (paper) | metric | value [95% CI] | test | verdict |", "|---|---|---|---|---|---|"]
-    found = sorted(figures.glob("verdicts_*.csv"))
-    if not found:
-        raise ValueError(f"figures: no verdicts_*.csv in {figures}; run make figures first")
-    for path in found:
-        number_ = path.stem.split("_", 1)[1]
-        for row in verdicts.read(path):
-            lines.append(f"| `{stems.get(number_, number_)}` | {cell(row['claim'])} | {cell(row['metric'])} | "
+    extra = sorted(p for p in figures.glob("verdicts_*.csv") if p.stem.split("_", 1)[1] not in stems)
+    if extra:
+        raise ValueError(f"{extra[0]}: no notebook {extra[0].stem.split('_', 1)[1]!r} writes it; notebooks: "
+                         f"{sorted(stems.values())}")
+    for number_, stem in sorted(stems.items()):
+        for row in _verdict_rows(figures / f"verdicts_{number_}.csv", stem):
+            lines.append(f"| `{stem}` | {cell(row['claim'])} | {cell(row['metric'])} | "
                          f"{number(row['value'])} [{number(row['ci_low'])}, {number(row['ci_high'])}] | "
                          f"{row['relation']} {number(row['threshold'])} | **{row['verdict']}** |")
     return "\n".join(lines)
@@ -113,7 +150,7 @@ def claims(figures: Path) -> str:
 def pointing(figures: Path) -> str:
     """The pointing game, all pairs: this run's models beside the paper's Table 3."""
     rows = _read_csv(figures / "table03_pointing_game.csv")
-    side = json.loads((figures / "table03_pointing_game.json").read_text())
+    side = json.loads(_require(figures / "table03_pointing_game.json", "table 3's sidecar").read_text())
     models = [c[: -len(" all b.s.")] for c in rows[0] if c.endswith(" all b.s.") and not c.startswith("paper ")]
     header, keys = ["method"], []
     for model in models:
@@ -132,10 +169,8 @@ def pointing(figures: Path) -> str:
 
 def grid(figures: Path) -> str:
     """What the grid pointing game on real photos rests on (notebook 02), from its table's sidecar."""
-    path = figures / "table_grid_pointing.json"
-    if not path.is_file():
-        return "_The grid pointing game's sample appears here once `make figures` has run notebook 02._"
-    side = json.loads(path.read_text())
+    side = json.loads(_require(figures / "table_grid_pointing.json", "the grid pointing table's sidecar, notebook 02")
+                      .read_text())
     photos, mosaics = side.get("photos", []), side.get("mosaics", [])
     return (f"The grid pointing game on EfficientNet-Lite0 rests on **{len(photos)} distinct photos** "
             f"({', '.join(photos)}), recombined into {len(mosaics)} 2×2 mosaics ({side.get('target_cells', 0)} "
@@ -167,10 +202,18 @@ def captioner(figures: Path) -> str:
 
 
 def gallery(figures: Path, prefix: str = "figures") -> str:
-    """Every output, by notebook: figures embedded, tables inlined."""
+    """Every output, by notebook: figures embedded, tables inlined. Every :data:`GALLERY` entry
+    must match a file (ValueError listing every one that does not)."""
+    found = {pattern: sorted(figures.glob(pattern), key=lambda p: [int(t) if t.isdigit() else t
+                                                                    for t in re.split(r"(\d+)", p.name)])
+             for _, pattern, _ in GALLERY}
+    missing = [_missing(figures / pattern, f"{what}, notebook {notebook}") for notebook, pattern, what in GALLERY
+               if not found[pattern]]
+    if missing:
+        raise ValueError(f"gallery: {len(missing)} output(s) missing:\n" + "\n".join(f"  - {m}" for m in missing))
     out, current = [], None
     for notebook, pattern, what in GALLERY:
-        for path in sorted(figures.glob(pattern), key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]):
+        for path in found[pattern]:
             if notebook != current:
                 out.append(f"### {notebook}\n")
                 current = notebook

@@ -38,13 +38,19 @@ def check_images(images: object, name: str = "images") -> Tensor:
     return images
 
 
-def check_images_fit_model(model: nn.Module, images: Tensor, name: str = "images") -> None:
-    """``images`` on one of the model's devices and of its parameters' floating-point dtype (any
-    dtype under autocast on that device). A model without parameters or buffers takes any input."""
+def check_materialised(model: nn.Module) -> list[Tensor]:
+    """The model's parameters and buffers, refused (naming ``model``) if any is on the meta device."""
     tensors = [*model.parameters(), *model.buffers()]
     if any(t.is_meta for t in tensors):
         raise ValueError("model: its parameters are on the meta device (no values); materialise them first, "
                          "e.g. model.to_empty(device='cpu') and load its weights")
+    return tensors
+
+
+def check_images_fit_model(model: nn.Module, images: Tensor, name: str = "images") -> None:
+    """``images`` on one of the model's devices and of its parameters' floating-point dtype (any
+    dtype under autocast on that device). A model without parameters or buffers takes any input."""
+    tensors = check_materialised(model)
     devices = {t.device for t in tensors}
     if devices and images.device not in devices:
         device = next(iter(devices))
@@ -77,6 +83,25 @@ def check_layers(model: nn.Module, layers: object, name: str = "layers") -> list
         if item not in out:
             out.append(item)
     return out
+
+
+def check_methods_at_layers(model: nn.Module, methods: Iterable[object], layers: Iterable[str],
+                            name: str = "methods") -> None:
+    """Every method can run at every layer: a method whose site is the layer's own convolution
+    (``normgrad_conv``: ``x^in`` of a real ``nn.Conv2d``) only at ``nn.Conv2d`` layers, never at
+    the network input or another module. ``methods`` are :class:`revisal.Method` objects; the
+    model may be a skeleton on the meta device (only its module types are read)."""
+    modules = dict(model.named_modules())
+    for method in methods:
+        if method.site.needs_conv:  # type: ignore[attr-defined]
+            for layer in layers:
+                module = modules.get(layer) if layer != INPUT_LAYER else None
+                if not isinstance(module, nn.Conv2d):
+                    kind = "the network input" if module is None else type(module).__name__
+                    raise ValueError(
+                        f"{name}: {method.name!r} uses the layer's own convolution, but layer {layer!r} is "  # type: ignore[attr-defined]
+                        f"{kind}, not an nn.Conv2d; request it only at conv layers"
+                    )
 
 
 def check_names(value: object, name: str, what: str) -> list[str]:

@@ -115,17 +115,70 @@ def test_quantus_explain_func_meta_and_errors():
 
 
 def test_grid_hits_by_hand():
-    """Cells in row-major order; a constant map is a miss; ties hit if any maximiser is inside."""
+    """Cells in row-major order; a constant map is a miss; a tie between cells is a miss in each."""
     m = np.zeros((4, 1, 4, 4))
     m[0, 0, 0, 3] = 1  # top-right → cell 1
     m[1, 0, 3, 0] = 1  # bottom-left → cell 2
     m[2, 0, 0, 0] = m[2, 0, 3, 3] = 1  # a tie between cells 0 and 3
     # m[3] constant
-    np.testing.assert_array_equal(grid_hits(m, [1, 2, 3, 0]), [True, True, True, False])
-    np.testing.assert_array_equal(grid_hits(m, [0, 3, 1, 0]), [False, False, False, False])
+    np.testing.assert_array_equal(grid_hits(m, [1, 2, 3, 0]), [True, True, False, False])
+    np.testing.assert_array_equal(grid_hits(m, [0, 3, 0, 0]), [False, False, False, False])
     masks = cell_masks((5, 7))
     assert masks.sum(0).tolist() == np.ones((5, 7)).tolist()  # a partition, odd sides included
     with pytest.raises(ValueError, match="cells"):
         grid_hits(m, [0, 1, 2, 4])
     with pytest.raises(ValueError, match="grid"):
         grid_hits(m, [0, 1, 2, 3], grid=(2, 0))
+
+
+_FLOAT_TARGETS = {
+    "python float": 2.7, "integral python float": 2.0, "numpy float": np.float64(2.7), "list with a float": [2.7, 1],
+    "float array": np.array([2.7, 1.0]), "integral float array": np.array([2.0, 1.0]),
+    "float tensor": torch.tensor([2.7, 1.0]), "float64 0-d tensor": torch.tensor(2.0, dtype=torch.float64),
+}
+
+
+@pytest.mark.parametrize("target", list(_FLOAT_TARGETS.values()), ids=list(_FLOAT_TARGETS))
+@pytest.mark.parametrize("adapter", ["quantus", "captum"])
+def test_adapters_refuse_float_targets_as_saliency_does(adapter, target):
+    """A float class id is never truncated (2.7 → class 2): both adapters refuse every float target,
+    integral ones too, with the TypeError that :func:`revisal.saliency` gives for the same target."""
+    model, x = _tiny64(), _images(2, 16)
+    with pytest.raises(TypeError, match="target") as direct:
+        revisal.saliency(model, x, target, ["point"], ["normgrad"])
+    with pytest.raises(TypeError, match="target") as ours:
+        if adapter == "quantus":
+            quantus_explain_func(model, x.numpy(), target, layer="point")
+        else:
+            LayerAttribution(model, "point").attribute(x, target)
+    assert str(ours.value) == str(direct.value)
+
+
+@pytest.mark.parametrize("target", [np.int64(3), np.array(3), torch.tensor(3), 3], ids=["np.int64", "0-d array",
+                                                                                         "0-d tensor", "int"])
+def test_quantus_explain_func_one_integer_target_for_all(target):
+    model, x = _tiny64(), _images(2, 16)
+    ours = quantus_explain_func(model, x.numpy(), target, layer="point", resize=False)
+    direct = revisal.saliency(model, x, [3, 3], ["point"], ["normgrad"])["normgrad", "point"]
+    np.testing.assert_array_equal(ours, direct.float().numpy())
+
+
+@pytest.mark.parametrize("adapter", ["quantus", "captum"])
+def test_adapter_errors_name_the_argument_at_fault(adapter):
+    """A meta-device model is the model's fault (``model``), never the inputs'; bad inputs name ``inputs``,
+    the adapters' own argument name."""
+    model, x = _tiny64(), _images(2, 16)
+    meta = _tiny64().to("meta")
+    nan = x.clone()
+    nan[0, 0, 0, 0] = float("nan")
+    if adapter == "quantus":
+        call = lambda m, inputs: quantus_explain_func(m, inputs.numpy() if not inputs.is_meta else inputs, [1, 2],
+                                                      layer="point")
+    else:
+        call = lambda m, inputs: LayerAttribution(m, "point").attribute(inputs, [1, 2])
+    with pytest.raises(ValueError, match=r"^model: .*meta device"):
+        call(meta, x)
+    with pytest.raises(ValueError, match=r"^inputs: .*NaN"):
+        call(model, nan)
+    with pytest.raises(ValueError, match=r"^inputs: .*meta device"):
+        call(model, x.to("meta"))

@@ -12,6 +12,7 @@ from torch import nn
 import revisal.experiments.grid_pointing as gp
 from revisal.data.mosaics import SOURCES, arrangements, classify_photos, mosaic, offline_photos
 from revisal.data.photos import to_pixels
+from revisal.metrics.grid import grid_hits
 from revisal.models import ZooModel
 
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "black": (0, 0, 0),
@@ -127,9 +128,74 @@ def test_readme_note_counts_the_photos(tmp_path):
 
     from revisal.readme import grid
 
-    assert "once `make figures`" in grid(tmp_path)
+    with pytest.raises(ValueError, match=r"table_grid_pointing\.json: missing"):  # not a placeholder
+        grid(tmp_path)
     (tmp_path / "table_grid_pointing.json").write_text(json.dumps(
         {"photos": ["chelsea", "coffee", "china", "rocket", "motorcycle"], "mosaics": [[0, 1, 2, 3]] * 10,
          "target_cells": 40}))
     note = grid(tmp_path)
     assert "**5 distinct photos**" in note and "10 2×2 mosaics (40 target cells)" in note and "small sample" in note
+
+
+def _hit_cells(maps, grid=(2, 2), size=None) -> np.ndarray:
+    """[N, cells]: for each map, the cells its target would have to be in for a hit."""
+    n, cells = len(maps), grid[0] * grid[1]
+    return np.stack([grid_hits(maps, np.full(n, c), grid=grid, size=size) for c in range(cells)], axis=1)
+
+
+@pytest.mark.parametrize("side, size", [(7, 448), (3, 448), (5, 448), (9, 448), (7, 14), (3, 96), (4, None)])
+def test_grid_peak_on_a_cell_boundary_hits_no_cell(side, size):
+    """A single peak in the middle of an odd-sided map lies on the boundary of all four cells once
+    resized to the mosaic: a tie between cells, a miss in every cell (it was a hit in all four, or
+    in one picked by float rounding); so is a plateau across the boundary of an unresized map. A
+    peak inside a cell, next to the boundary, hits that cell and no other."""
+    resize = (size, size) if size else None
+    m = np.zeros((1, 1, side, side))
+    if side % 2:
+        m[0, 0, side // 2, side // 2] = 1
+    else:
+        m[0, 0, side // 2 - 1:side // 2 + 1, side // 2 - 1:side // 2 + 1] = 1  # a 2×2 plateau across the cells
+    assert _hit_cells(m, size=resize).tolist() == [[False] * 4]
+    even = side + side % 2  # even sides: the cells split between pixels
+    near = np.zeros((4, 1, even, even))
+    for k, (r, c) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        near[k, 0, even // 2 - 1 + r, even // 2 - 1 + c] = 1
+    assert _hit_cells(near, size=resize).tolist() == np.eye(4, dtype=bool).tolist()
+
+
+@pytest.mark.parametrize("grid", [(2, 2), (3, 3), (2, 3), (1, 4)])
+def test_grid_a_map_hits_at_most_one_cell(grid):
+    """Invariant: every location belongs to exactly one cell, so whatever the map — coarse values
+    with many ties, plateaus, maps resized to odd and even sizes — at most one cell counts it a hit,
+    and exactly one when its maximiser is unique."""
+    g = torch.Generator().manual_seed(7)
+    maps = torch.randint(0, 3, (64, 1, 6, 6), generator=g).double()  # three levels: ties everywhere
+    for size in (None, (6, 6), (12, 12), (13, 9), (448, 448)):
+        hit = _hit_cells(maps, grid, size)
+        assert (hit.sum(1) <= 1).all()
+    unique = torch.randn(64, 1, 6, 6, generator=g, dtype=torch.float64)
+    assert (_hit_cells(unique, grid).sum(1) == 1).all()
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 0, 0), (2, 1, 0, 5), (1, 1, 5, 0), (3, 0, 4)])
+def test_grid_and_pointing_refuse_empty_maps_as_they_refuse_nan(shape):
+    """An empty map has no maximum: the same clear ValueError naming ``maps`` as a NaN or infinite
+    map, from the grid game and the pointing game alike (not numpy's zero-size reduction error)."""
+    from revisal.metrics.pointing import maxima, point
+
+    n = shape[0]
+    for bad in (np.zeros(shape), torch.zeros(shape)):
+        with pytest.raises(ValueError, match=r"^maps: empty.*no maximum"):
+            grid_hits(bad, np.zeros(n, dtype=int))
+        with pytest.raises(ValueError, match=r"^maps: empty.*no maximum"):
+            grid_hits(bad, np.zeros(n, dtype=int), size=(8, 8))
+    with pytest.raises(ValueError, match=r"^maps: .*NaN or infinite.*no maximum"):
+        grid_hits(np.full((1, 1, 2, 2), np.nan), [0])
+    with pytest.raises(ValueError, match=r"^maps: .*NaN or infinite.*no maximum"):
+        grid_hits(np.full((1, 1, 2, 2), np.inf), [0], size=(4, 4))
+    if len(shape) == 4:
+        with pytest.raises(ValueError, match=r"^saliency maps: empty"):
+            maxima(torch.zeros(shape), "saliency maps")
+        with pytest.raises(ValueError, match="saliency"):
+            point(torch.zeros(shape[-2:]), size=(8, 8))
+    assert grid_hits(np.zeros((0, 1, 4, 4)), []).tolist() == []  # an empty batch of maps is no error

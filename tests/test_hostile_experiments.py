@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from revisal import experiments
+from revisal import saliency as revisal_saliency
 from revisal.experiments import RunCache, parse_shard
 from revisal.experiments import __main__ as cli
 from revisal.models import load
@@ -217,6 +218,49 @@ def test_bad_torchrun_variables_exit_2_before_any_work(no_compute, torchrun_env,
 ])
 def test_bad_class_sensitivity_arguments_exit_2(no_compute, capsys, extra, expected):
     assert expected in refused(["class-sensitivity", "--model", "mini_resnet"] + extra, capsys)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (POINTING + ["--methods", "normgrad_conv", "--layers", ""], ["'normgrad_conv'", "the network input"]),
+    (POINTING + ["--methods", "normgrad", "normgrad_conv", "--layers", "features.5", "features.8"],
+     ["'normgrad_conv'", "'features.8' is ReLU"]),
+    (POINTING + ["--methods", "normgrad_conv"], ["the network input", "mini_vgg's preset"]),  # the preset's input
+    (POINTING + ["--methods", "normgrad_conv", "--merge"], ["the network input"]),  # even a merge computes nothing
+    (["class-sensitivity", "--model", "mini_resnet", "--methods", "normgrad_conv", "--layers", "layer1.0.conv1",
+      "layer2"], ["'layer2' is Sequential"]),
+    (["class-sensitivity", "--model", "mini_resnet", "--methods", "normgrad_conv"],  # the preset, less its input
+     ["'layer1' is Sequential", "mini_resnet's preset"]),
+])
+def test_a_method_that_cannot_run_at_a_layer_exits_2_before_any_work(no_compute, capsys, tmp_path, argv, expected):
+    """Methods × layers are checked with the other arguments, by the library's own rule (the error
+    :func:`revisal.saliency` gives), not after the data was read and the layer weights computed."""
+    err = refused(argv + ["--cache-root", str(tmp_path)], capsys)
+    assert "--methods" in err and "uses the layer's own convolution" in err
+    for text in expected:
+        assert text in err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv", [
+    POINTING + ["--methods", "normgrad_conv", "grad_cam", "--layers", "features.5", "features.10"],
+    ["class-sensitivity", "--model", "mini_resnet", "--methods", "normgrad_conv", "--layers", "layer1.0.conv1"],
+])
+def test_a_method_at_conv_layers_passes_the_check(no_compute, tmp_path, argv):
+    with pytest.raises(AssertionError, match="reached a data/compute step"):
+        cli.main(argv + ["--cache-root", str(tmp_path)])
+
+
+def test_the_command_line_and_saliency_share_one_rule():
+    from revisal.experiments.checks import methods_fit_layers
+
+    zoo = load("mini_vgg")
+    x = torch.rand(1, 3, 32, 32)
+    for layer in ("", "features.8", "features.4"):
+        with pytest.raises(ValueError) as library:
+            revisal_saliency(zoo.model, x, 0, [layer], ["normgrad_conv"])
+        with pytest.raises(ValueError) as ours:
+            methods_fit_layers("mini_vgg", ["normgrad_conv"], [layer])
+        assert str(ours.value) == str(library.value)
 
 
 @pytest.mark.parametrize("combinations", [["--no-combinations"], []])

@@ -39,6 +39,46 @@ def test_notebooks_are_found_by_number_stem_or_path():
         params.notebook_path("09")
 
 
+@pytest.mark.parametrize("where", ["outside", "nested"])
+def test_a_notebook_check_from_another_working_directory_finds_the_checkout(tmp_path, monkeypatch, where):
+    """Run from a folder outside the checkout (papermill without --cwd, a script elsewhere), the
+    check used to say "no notebook '00'; expected one of []": the checkout is now found from the
+    package's own location, and every project path with it."""
+    import revisal
+    from revisal import files
+
+    assert files.PACKAGE_PARENT == Path(revisal.__file__).resolve().parent.parent
+    monkeypatch.setattr(files, "PACKAGE_PARENT", ROOT)  # the package imported from this checkout, as in make test
+    cwd = tmp_path / "a" / "b" if where == "nested" else tmp_path
+    cwd.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(cwd)
+    assert [p.stem for p in params.notebooks()] == NOTEBOOKS
+    for notebook in ("00", "02_layer_combination", "04_meta_saliency.ipynb"):
+        path = params.notebook_path(notebook)
+        assert path.parent == ROOT / "notebooks"
+        defaults = params.declared(path)
+        assert params.check_parameters(notebook, defaults) == defaults
+    assert files.project_path("data/cache") == ROOT / "data" / "cache"
+    params.main([str(ROOT / "configs" / "smoke.yaml")])  # the CLI, too (checks only)
+    assert not any(tmp_path.rglob("*.yaml"))  # nothing written where it was run
+
+
+def test_outside_any_checkout_the_check_says_what_is_wrong(tmp_path, monkeypatch):
+    """An installed package (not in a checkout) run outside one: say so, not "expected one of []"."""
+    from revisal import files
+
+    monkeypatch.setattr(files, "PACKAGE_PARENT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="no revisal checkout here: neither the working directory .* nor the revisal "
+                                         "package .* pyproject.toml and notebooks/"):
+        params.check_parameters("00", {})
+    assert files.project_path("x") == tmp_path / "x"  # plain paths stay relative to the working directory
+    (tmp_path / "notebooks").mkdir()  # a checkout without notebooks
+    (tmp_path / "pyproject.toml").write_text("")
+    with pytest.raises(ValueError, match=r"notebooks: .*notebooks holds no numbered notebook"):
+        params.notebook_path("00")
+
+
 # --- configs → notebooks -------------------------------------------------------------------------------
 @pytest.mark.parametrize("profile", ["mini", "smoke", "paper"])
 def test_profiles_give_each_notebook_only_its_own_keys(profile):
@@ -111,6 +151,22 @@ def with_values(notebook: str, **values) -> dict:
     ("03", dict(sensitivity_layers=["features.99"]), "sensitivity_layers: 'features.99'"),
     ("04", dict(dynamics_model="efficientnet_lite0"), "dynamics_model: expected one of"),
     ("04", dict(train={"epocs": 2}), "train: unknown TrainConfig field(s) ['epocs']"),
+    # nested values: their types and ranges (they used to fail only inside notebook 04's training)
+    ("04", dict(train={"epochs": "two"}), "train.epochs: expected an int, got 'two'"),
+    ("04", dict(train={"epochs": -1}), "train.epochs: expected an int ≥ 1, got -1"),
+    ("04", dict(train={"epochs": 2.0}), "train.epochs: expected an int, got 2.0"),
+    ("04", dict(train={"lr": "1e-3"}), "train.lr: expected a finite number > 0, got '1e-3' (text to YAML"),
+    ("04", dict(train={"lr": 0.0}), "train.lr: expected a finite number > 0, got 0.0"),
+    ("04", dict(train={"weight_decay": -1e-4}), "train.weight_decay: expected a finite number ≥ 0"),
+    ("04", dict(train={"seed": -1}), "train.seed: expected an int ≥ 0"),
+    ("04", dict(train={"threads": 0, "out": ""}), "train.threads: expected an int ≥ 1, got 0; train.out: expected a "
+                                                  "non-empty string"),
+    ("04", dict(train={"image_size": [64]}), "train.image_size: expected an int, got [64]"),
+    ("04", dict(train={"batch_size": 64, "train_size": 32}), "train: batch_size 64 > train_size 32"),
+    ("04", dict(train={"train_size": 16}), "train: batch_size 32 > train_size 16"),  # the default batch size
+    ("06", dict(caption_train={"out": "x", "epochs": 0}), "caption_train.epochs: expected an int ≥ 1"),
+    ("06", dict(caption_train={"out": "x", "val_size": "1k"}), "caption_train.val_size: expected an int, got '1k'"),
+    ("03", dict(meta_lr="5e-5"), "meta_lr: expected a finite number > 0, got '5e-5' (text to YAML"),
     ("05", dict(randomization_blocks=["classifier.3", "classifer.0"]), "randomization_blocks: 'classifer.0'"),
     ("05", dict(randomization_map_layer="features.8"), "randomization_map_layer: 'features.8' is not a module of "
                                                        "efficientnet_lite0"),
@@ -199,6 +255,103 @@ def test_make_figures_stops_on_a_misspelt_key_before_any_notebook_runs(tmp_path)
     assert "pointng_n: no notebook declares this parameter" in out.stderr
     assert "papermill" not in out.stdout
     assert not (tmp_path / "build" / "executed").exists() and not (tmp_path / "figures").exists()
+
+
+def test_every_training_config_field_has_a_check():
+    import dataclasses
+
+    from revisal.captioning import CaptionerConfig
+    from revisal.experiments.checks import TRAIN_FIELDS
+    from revisal.train import TrainConfig
+
+    for config in (TrainConfig, CaptionerConfig):
+        fields = {f.name: f.default for f in dataclasses.fields(config)}
+        assert set(fields) == set(TRAIN_FIELDS), config
+        assert all(TRAIN_FIELDS[k](v, k) == v for k, v in fields.items())  # the defaults pass
+
+
+def cli_error(tmp_path, capsys, config_text: str | None, *sets: str) -> str:
+    """Run the parameter CLI on a config (written to tmp_path, or configs/smoke.yaml); it must exit 2
+    with one message, no traceback and nothing written. Returns stderr."""
+    config = tmp_path / "profile.yaml"
+    if config_text is not None:
+        config.write_text(config_text)
+    argv = [str(config if config_text is not None else ROOT / "configs" / "smoke.yaml")]
+    for s in sets:
+        argv += ["--set", s]
+    with pytest.raises(SystemExit) as e:
+        params.main([*argv, "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+    return err
+
+
+SMOKE = (ROOT / "configs" / "smoke.yaml").read_text()
+
+
+def _edit(old: str, new: str) -> str:
+    assert old in SMOKE
+    return SMOKE.replace(old, new, 1)
+
+
+def _line(text: str, fragment: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
+
+
+@pytest.mark.parametrize("config, where, key, expected", [
+    (_edit("01_identity_trick:\n  identity_n: 6", "01_identity_trick:\n\tidentity_n: 6"), "\tidentity_n",
+     "01_identity_trick.identity_n", "tab"),  # a tab indent
+    (_edit("  grid_mosaics: 1", "  grid_mosaics:\t1"), "grid_mosaics", "02_layer_combination.grid_mosaics", "tab"),
+    (_edit("photos: [chelsea, coffee]", "photos: [chelsea, coffee"), "photos: [chelsea", "photos",
+     "flow sequence"),  # an unclosed bracket: the key that opened it, not the line where parsing gave up
+    (_edit("out: build/smoke/models}", "out: build/smoke/models"), "train: {", "04_meta_saliency.train",
+     "flow mapping"),
+    (_edit("  caption_n: 100", "  caption_n: [100"), "caption_n: [100", "06_captioning.caption_n", "flow sequence"),
+])
+def test_a_yaml_syntax_error_names_the_file_line_and_key(tmp_path, capsys, config, where, key, expected):
+    err = cli_error(tmp_path, capsys, config)
+    config_path = tmp_path / "profile.yaml"
+    assert f"{config_path}, line " in err and f"(key {key!r})" in err and expected in err
+    line = int(err.split(f"{config_path}, line ")[1].split()[0])
+    assert line >= _line(config, where)  # where the parser stopped: that line or, for an open bracket, below
+    with pytest.raises(ValueError, match="line"):  # the library call too: a ValueError, not yaml's own error
+        params.route(config_path)
+
+
+@pytest.mark.parametrize("config, key", [
+    (SMOKE + "seed: 3\nseed: 4\n", "seed"),  # at the top level
+    (_edit("  grid_mosaics: 1", "  grid_mosaics: 1\n  weight_images: 8"), "weight_images"),  # in a section
+    (SMOKE + "02_layer_combination:\n  batch_size: 4\n", "02_layer_combination"),  # a section twice
+    (_edit("epochs: 2,", "epochs: 2, epochs: 3,"), "epochs"),  # in a flow mapping
+])
+def test_a_repeated_key_is_refused(tmp_path, capsys, config, key):
+    """PyYAML keeps the last of two equal keys; the config check refuses them and says where both are."""
+    err = cli_error(tmp_path, capsys, config)
+    assert f"found the key {key!r} twice (first on line " in err
+    first = int(err.split("first on line ")[1].split(")")[0])
+    second = int(err.split(", line ")[1].split()[0])
+    assert first <= second and key in config.splitlines()[first - 1] and key in config.splitlines()[second - 1]
+
+
+@pytest.mark.parametrize("sets, expected", [
+    (["photos=[chelsea, coffee"], "--set photos, line 1: expected ',' or ']'"),
+    (["train={epochs: 2, epochs: 3}"], "--set train, line 1: found the key 'epochs' twice"),
+    (["train=\tepochs: 2"], "--set train, line 1"),
+    (["seed=1", "seed=2"], "--set: ['seed'] given more than once"),
+    (["train={epochs: two}"], "04_meta_saliency: train.epochs: expected an int, got 'two'"),
+    (["train={epochs: -1, lr: 1e-3}"], "train.epochs: expected an int ≥ 1, got -1; train.lr: expected a finite number "
+                                       "> 0, got '1e-3' (text to YAML"),
+    (["caption_train={out: x, batch_size: 0}"], "06_captioning: caption_train.batch_size: expected an int ≥ 1"),
+])
+def test_set_values_are_checked_as_config_values(tmp_path, capsys, sets, expected):
+    assert expected in cli_error(tmp_path, capsys, None, *sets)
+
+
+def test_a_nested_config_value_is_refused_before_any_notebook_runs(tmp_path, capsys):
+    config = _edit("epochs: 2,", "epochs: 'two',")
+    assert "04_meta_saliency: train.epochs: expected an int, got 'two'" in cli_error(tmp_path, capsys, config)
+    assert "train.epochs" in cli_error(tmp_path, capsys, _edit("epochs: 2,", "epochs: -1,"))
 
 
 # --- a notebook stops before computing or writing anything -------------------------------------------------

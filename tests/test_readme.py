@@ -12,6 +12,7 @@ from revisal import readme, verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ROOT / "figures"
+NOTEBOOKS = [p.stem[:2] for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
 
 
 def section(text: str, name: str) -> str:
@@ -61,9 +62,11 @@ def test_readme_numbers_match_the_tables():
 
 def test_sections_are_rebuilt_from_a_figures_folder(tmp_path):
     figures = tmp_path / "figures"
-    table = verdicts.VerdictTable("05", resamples=50)
-    table.add("a claim", "a metric", lambda a: a.mean(), [1.0, 1.0, 1.0], threshold=0.5, relation=">", unit="images")
-    table.save(out_dir=figures, profile="mini", parameters={})
+    for number in NOTEBOOKS:  # every notebook's verdict table is required
+        table = verdicts.VerdictTable(number, resamples=50)
+        table.add("a claim", "a metric", lambda a: a.mean(), [1.0, 1.0, 1.0], threshold=0.5, relation=">",
+                  unit="images")
+        table.save(out_dir=figures, profile="mini", parameters={})
     text = "intro\n" + "\n".join("\n".join(readme._markers(n)) for n in ("claims",)) + "\noutro\n"
     out = "\n".join([text])
     built = readme.claims(figures)
@@ -83,3 +86,88 @@ def test_check_mode_reports_an_out_of_date_readme(tmp_path):
     assert e.value.code == 1
     readme.main(["--readme", str(path), "--figures", str(FIGURES)])
     assert path.read_text() == (ROOT / "README.md").read_text()
+
+
+def linked_figures(tmp_path: Path) -> Path:
+    """A copy of figures/ made of symbolic links (cheap), for a test to remove or replace files in."""
+    out = tmp_path / "figures"
+    out.mkdir()
+    for path in FIGURES.iterdir():
+        (out / path.name).symlink_to(path)
+    return out
+
+
+def check_fails_naming(tmp_path: Path, figures: Path, *names: str) -> str:
+    """``python -m revisal.readme --check`` fails (exit 2) and names each file; render raises the same."""
+    readme_path = tmp_path / "README.md"
+    readme_path.write_text((ROOT / "README.md").read_text())
+    with pytest.raises(SystemExit) as e:
+        readme.main(["--readme", str(readme_path), "--figures", str(figures), "--check"])
+    assert e.value.code == 2
+    with pytest.raises(ValueError) as error:
+        readme.render(readme_path.read_text(), figures)
+    for name in names:
+        assert str(figures / name) in str(error.value)
+    assert readme_path.read_text() == (ROOT / "README.md").read_text()  # nothing rewritten
+    return str(error.value)
+
+
+def test_the_committed_figures_pass_check():
+    readme.main(["--readme", str(ROOT / "README.md"), "--figures", str(FIGURES), "--check"])
+
+
+@pytest.mark.parametrize("number", ["00", "03", "06"])
+@pytest.mark.parametrize("damage, expected", [
+    ("missing", "missing (the verdict table of notebook"),
+    ("empty", "empty; expected a verdict table with columns"),
+    ("header only", "no claim rows"),
+    ("no verdict column", "no column(s) ['verdict']"),
+])
+def test_a_missing_or_empty_verdict_table_is_an_error_naming_it(tmp_path, number, damage, expected):
+    """Its claim rows used to be dropped from the README's claims table without a word."""
+    figures = linked_figures(tmp_path)
+    path = figures / f"verdicts_{number}.csv"
+    header = FIGURES.joinpath(path.name).read_text().splitlines()[0]
+    path.unlink()
+    if damage == "empty":
+        path.write_text("")
+    elif damage == "header only":
+        path.write_text(header + "\n")
+    elif damage == "no verdict column":
+        rows = FIGURES.joinpath(path.name).read_text().replace(",verdict", ",outcome", 1)
+        assert rows != FIGURES.joinpath(path.name).read_text()
+        path.write_text(rows)
+    assert expected in check_fails_naming(tmp_path, figures, path.name)
+
+
+def test_a_verdict_table_of_no_notebook_is_refused(tmp_path):
+    figures = linked_figures(tmp_path)
+    (figures / "verdicts_09.csv").symlink_to(FIGURES / "verdicts_00.csv")
+    assert "no notebook '09' writes it" in check_fails_naming(tmp_path, figures, "verdicts_09.csv")
+
+
+@pytest.mark.parametrize("removed", [
+    ["fig04_gradcam_by_depth.png"],  # a figure
+    ["table_grid_photos.md"],  # a table shown inline
+    ["fig13_randomization_examples_*.png"],  # every file of a numbered series
+    ["fig02_layer_combination.png", "fig14_captioning.png", "table_caption_mass.md"],  # all listed at once
+])
+def test_a_missing_gallery_output_is_an_error_naming_it(tmp_path, removed):
+    """A missing figure used to be dropped from the gallery without a word."""
+    figures = linked_figures(tmp_path)
+    for pattern in removed:
+        matched = list(figures.glob(pattern))
+        assert matched
+        for path in matched:
+            path.unlink()
+    message = check_fails_naming(tmp_path, figures, *removed)
+    assert f"{len(removed)} output(s) missing" in message
+
+
+@pytest.mark.parametrize("name", ["table03_pointing_game.json", "table_grid_pointing.json",
+                                  "table_caption_quality.csv"])
+def test_every_generated_section_names_a_missing_input(tmp_path, name):
+    """The grid note used to print a placeholder when its sidecar was missing."""
+    figures = linked_figures(tmp_path)
+    (figures / name).unlink()
+    assert "missing" in check_fails_naming(tmp_path, figures, name)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import report
 from ..methods import DEFAULT_METHODS
-from ..models import load
+from ..models import load, skeleton
 from . import checks, tables
 from .analyses import class_sensitivity, weights_for_layers
 from .cache import CACHE_ROOT, IncompleteRun
@@ -65,20 +65,28 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
-def _check_layers(parser: argparse.ArgumentParser, args) -> list[str] | None:
-    """The requested layers, checked on the model's skeleton (no weights read) before any work."""
-    if args.layers is None:
-        return None
+def _check_layers(parser: argparse.ArgumentParser, args, preset: Callable[[list[str]], list[str]]) -> list[str] | None:
+    """The requested layers (None: ``preset`` of the model's layer preset), checked on the model's
+    skeleton (no weights read) before any work, and every method checked at every one of them."""
+    layers = args.layers
+    if layers is not None:
+        try:
+            layers = checks.modules_of(args.model, layers, "layers")
+        except ValueError as e:
+            parser.error(f"argument --layers: {str(e).removeprefix('layers: ')}")
+    used = layers if layers is not None else preset(list(skeleton(args.model).layers))
     try:
-        return checks.modules_of(args.model, args.layers, "layers")
+        checks.methods_fit_layers(args.model, args.methods, used, "methods")
     except ValueError as e:
-        parser.error(f"argument --layers: {str(e).removeprefix('layers: ')}")
+        where = "" if layers is not None else f" (the layers of {args.model}'s preset, as no --layers was given)"
+        parser.error(f"argument --methods: {str(e).removeprefix('methods: ')}{where}")
+    return layers
 
 
 def _check_pointing(parser: argparse.ArgumentParser, args) -> None:
     """Everything the pointing game needs that argparse's types cannot see alone: layers of this model,
     a model that predicts the dataset's classes, an existing data folder, a shard to compute."""
-    args.layers = _check_layers(parser, args)
+    args.layers = _check_layers(parser, args, preset=lambda layers: layers)
     problems = checks.Problems()
     problems.check(checks.fits_dataset, args.model, args.dataset, "--model")
     if args.dataset == "testbed":
@@ -102,7 +110,12 @@ def _check_pointing(parser: argparse.ArgumentParser, args) -> None:
 
 
 def _check_sensitivity(parser: argparse.ArgumentParser, args) -> None:
-    args.layers = _check_layers(parser, args)
+    args.layers = _check_layers(parser, args, preset=_sensitivity_layers)
+
+
+def _sensitivity_layers(preset: list[str]) -> list[str]:
+    """The layers class sensitivity uses by default: the preset's, less the input."""
+    return [layer for layer in preset if layer]
 
 
 def _source(args, zoo):
@@ -166,7 +179,7 @@ def sensitivity_command(args) -> None:
     from ..meta import MetaStep
 
     zoo = load(args.model)
-    layers = args.layers or [l for l in zoo.layers if l]
+    layers = args.layers or _sensitivity_layers(list(zoo.layers))
     images, _ = weight_sample(zoo, "testbed", m=args.n)
     meta = MetaStep(args.meta) if args.meta is not None else None
     corr = class_sensitivity(zoo, images, args.methods, layers, meta=meta,

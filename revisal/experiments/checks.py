@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import math
 import numbers
+import re
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
@@ -82,15 +83,25 @@ def positive_int(value: Any, name: str) -> int:
     return integer(value, name, minimum=1)
 
 
+def _yaml_hint(value: Any) -> str:
+    """Why a number may have come as a string: YAML 1.1 reads an exponent as a float only with a
+    dot and a signed exponent (``1.0e-3``); ``1e-3`` or ``1.0e3`` is text."""
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
+        return " (text to YAML: write an exponent with a dot and a sign, e.g. 1.0e-3)"
+    return ""
+
+
 def positive_number(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
-        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}{_yaml_hint(value)}")
     return float(value)
 
 
-def finite_number(value: Any, name: str) -> float:
+def finite_number(value: Any, name: str, minimum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+        raise ValueError(f"{name}: expected a finite number, got {value!r}{_yaml_hint(value)}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: expected a finite number ≥ {minimum:g}, got {value!r}")
     return float(value)
 
 
@@ -143,8 +154,20 @@ def shard(value: Any, name: str = "shard") -> tuple[int, int]:
         raise ValueError(str(e).replace("shard:", f"{name}:", 1)) from None
 
 
+#: How each field of :class:`revisal.train.TrainConfig` (and of ``CaptionerConfig``, its subclass)
+#: is checked: its type and range, as training would need them.
+TRAIN_FIELDS: dict[str, Callable[[Any, str], Any]] = {
+    "model": text, "epochs": positive_int, "batch_size": positive_int, "lr": positive_number,
+    "weight_decay": lambda v, name: finite_number(v, name, minimum=0), "train_size": positive_int,
+    "val_size": positive_int, "test_size": positive_int, "image_size": positive_int,
+    "seed": lambda v, name: integer(v, name, minimum=0), "threads": positive_int, "out": text,
+}
+
+
 def config_fields(value: Any, config: type, name: str, exclude: Sequence[str] = ()) -> dict:
-    """A mapping of a dataclass's field names (those not in ``exclude``) to values."""
+    """A mapping of a training config's field names (those not in ``exclude``) to values, each
+    checked by :data:`TRAIN_FIELDS` (message ``name.field: ...``), every problem reported at once;
+    ``batch_size`` (given or default) must not exceed ``train_size``: no full batch to train on."""
     if not isinstance(value, dict):
         raise ValueError(f"{name}: expected a mapping of {config.__name__} fields, got {value!r}")
     fields = [f.name for f in dataclasses.fields(config) if f.name not in exclude]
@@ -152,6 +175,16 @@ def config_fields(value: Any, config: type, name: str, exclude: Sequence[str] = 
     if unknown:
         raise ValueError(f"{name}: unknown {config.__name__} field(s) {unknown}"
                          f"{suggest(str(unknown[0]), fields)} Known: {fields}")
+    problems = Problems()
+    for key, field_value in value.items():
+        problems.check(TRAIN_FIELDS[key], field_value, f"{name}.{key}")
+    if not problems.messages:
+        merged = {**{f.name: f.default for f in dataclasses.fields(config)}, **value}
+        if merged["batch_size"] > merged["train_size"]:
+            problems.messages.append(f"{name}: batch_size {merged['batch_size']} > train_size {merged['train_size']}: "
+                                     "not one full batch to train on")
+    if problems.messages:
+        raise ValueError("; ".join(problems.messages))
     return value
 
 
@@ -222,6 +255,19 @@ def modules_of(model: str | nn.Module, value: Any, name: str, *, conv: bool = Fa
     if problems:
         raise ValueError(f"{name}: " + "; ".join(problems))
     return names
+
+
+def methods_fit_layers(model: str | nn.Module, methods: Sequence[str], layers: Sequence[str],
+                       name: str = "methods") -> list[str]:
+    """Every method of ``methods`` (checked names) runs at every layer of ``layers`` (checked module
+    names) of a zoo model (checked on its skeleton) or a given module: the library's own rule,
+    :func:`revisal.validation.check_methods_at_layers` (e.g. ``normgrad_conv`` only at a Conv2d)."""
+    from ..methods import resolve_methods
+    from ..validation import check_methods_at_layers
+
+    net = skeleton(model).model if isinstance(model, str) else model
+    check_methods_at_layers(net, resolve_methods(list(methods)), layers, name)
+    return list(methods)
 
 
 def module_of(model: str | nn.Module, value: Any, name: str) -> str:

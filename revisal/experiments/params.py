@@ -12,8 +12,10 @@ an error, so a misspelt key fails instead of being ignored::
     python -m revisal.experiments.params configs/mini.yaml notebooks/*.ipynb \\
         --set device=cpu --set figures_dir=figures -o build/params/mini
 
-checks the keys and every notebook's values (:data:`.schema.SPEC`: models, methods, layers,
-classes, photos, counts, datasets, data folders), reports every problem at once, and only then writes
+reads the config and each ``--set`` value strictly (:mod:`.config_yaml`: a syntax error names the
+file, line and key; a repeated key, or a key set twice, is refused), checks the keys and every
+notebook's values (:data:`.schema.SPEC`: models, methods, layers, classes, photos, counts, datasets,
+data folders, the fields of nested training configs), reports every problem at once, and only then writes
 ``build/params/mini/<notebook>.yaml`` for papermill's ``-f`` (a file is rewritten only when its
 content changes, so ``make`` re-runs only the notebooks whose parameters changed). In the notebook,
 the first code cell gathers and checks the same values before anything is computed or written::
@@ -34,8 +36,9 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from ..files import atomic_write, project_path
+from ..files import PACKAGE_PARENT, atomic_write, project_path, project_root
 from . import checks
+from .config_yaml import load_yaml
 from .schema import REQUIRED_METHODS, SPEC
 
 NOTEBOOK_DIR = "notebooks"
@@ -43,8 +46,21 @@ NOTEBOOK_DIR = "notebooks"
 
 # --- the notebooks and what they declare ----------------------------------------------------------------
 def notebooks() -> list[Path]:
-    """Every numbered notebook, in order."""
-    return sorted(project_path(NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
+    """Every numbered notebook of the checkout (:func:`revisal.files.project_root`), in order.
+
+    Raises:
+        ValueError: neither the working directory nor the ``revisal`` package is in a checkout
+            (a folder with ``pyproject.toml`` and ``notebooks/``), or its notebooks folder has none.
+    """
+    root = project_root()
+    if root is None:
+        raise ValueError(f"notebooks: no revisal checkout here: neither the working directory {Path.cwd()} nor the "
+                         f"revisal package ({PACKAGE_PARENT / 'revisal'}) is inside a folder holding pyproject.toml "
+                         "and notebooks/; run from the checkout, or import revisal from one (pip install -e .)")
+    found = sorted((root / NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise ValueError(f"notebooks: {root / NOTEBOOK_DIR} holds no numbered notebook (NN_name.ipynb)")
+    return found
 
 
 def notebook_path(notebook: str | Path) -> Path:
@@ -87,7 +103,7 @@ def _declared(path: str, mtime: int) -> tuple[tuple[str, Any], ...]:
 def load_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(config, Mapping):
         return dict(config)
-    data = yaml.safe_load(project_path(config).read_text()) or {}
+    data = load_yaml(project_path(config).read_text(), str(config)) or {}
     if not isinstance(data, dict):
         raise ValueError(f"config: {config} must hold a mapping of parameters, got {type(data).__name__}")
     return data
@@ -180,10 +196,22 @@ def check_parameters(notebook: str | Path, namespace: Mapping[str, Any]) -> dict
 
 # --- command line ----------------------------------------------------------------------------------
 def _assignment(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE read as YAML, as a config's value (repeated keys refused)."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, yaml.safe_load(value)
+    try:
+        return key, load_yaml(value, f"--set {key}")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _overrides(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """The ``--set`` pairs as a mapping; a key set twice is refused (the last would silently win)."""
+    twice = sorted({k for k, _ in pairs if sum(k == other for other, _ in pairs) > 1})
+    if twice:
+        raise ValueError(f"--set: {twice} given more than once; set each key once")
+    return dict(pairs)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -198,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         selected = [notebook_path(n) for n in args.notebooks] or notebooks()
-        routed, found = _route(args.config, dict(args.overrides), selected)
+        routed, found = _route(args.config, _overrides(args.overrides), selected)
         found += [f"{path.stem}: {m}" for path in selected
                   for m in problems(path, {**declared(path), **routed[path.stem]})]
         if found:

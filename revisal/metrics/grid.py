@@ -2,8 +2,13 @@
 ``rows × cols`` mosaic of photos of distinct classes; explaining the class of one cell, a map
 *hits* when its maximum lies inside that cell. Chance is ``1 / (rows · cols)``.
 
-Ties follow Quantus's pointing game (a hit when any location holding the maximum is in the cell),
-except that a constant map (no maximum to point with) is a miss.
+Each location (pixel of the mosaic) belongs to exactly one cell: the cells are a half-open
+partition of the pixel grid (:func:`cell_masks`). A map points at one cell when every location
+holding its maximum lies in that cell; a tie between locations in different cells (a peak on a
+cell boundary, which bilinear resizing spreads symmetrically over the cells it touches) points at
+no cell and is a miss for every target, never a hit in each cell it touches. So is a constant map
+(no maximum to point with). Quantus's pointing game differs on such ties: it counts a hit when
+any maximiser is in the cell.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..maps import check_size
+from .pointing import refuse_unscorable
+
 
 def _check_grid(grid: object) -> tuple[int, int]:
     if (not isinstance(grid, (tuple, list)) or len(grid) != 2
@@ -26,7 +34,7 @@ def _check_grid(grid: object) -> tuple[int, int]:
 
 def cell_masks(size: tuple[int, int], grid: tuple[int, int] = (2, 2)) -> np.ndarray:
     """Boolean masks ``[rows·cols, H, W]`` of the cells in row-major order; cell (r, c) spans rows
-    ``⌊rH/R⌋ … ⌊(r+1)H/R⌋ − 1`` and columns likewise."""
+    ``⌊rH/R⌋ … ⌊(r+1)H/R⌋ − 1`` and columns likewise, so every pixel is in exactly one cell."""
     rows, cols = _check_grid(grid)
     h, w = size
     masks = np.zeros((rows * cols, h, w), dtype=bool)
@@ -36,35 +44,48 @@ def cell_masks(size: tuple[int, int], grid: tuple[int, int] = (2, 2)) -> np.ndar
     return masks
 
 
+def _resize_rounding(shape: tuple[int, int]) -> float:
+    """A bound, relative to the map's largest magnitude, on float64 rounding in PyTorch's bilinear
+    resize of an ``h × w`` map: source positions ``(o + ½)·h/H − ½`` carry an error of a few ulps of
+    ``max(h, w)``, the four-term weighted sum a few more. Values of the resized map closer than this
+    to its maximum are tied with it (a peak on a cell boundary, whose exact resize is symmetric)."""
+    return 4 * (max(shape) + 4) * float(np.finfo(np.float64).eps)
+
+
 def grid_hits(maps: Tensor | np.ndarray, cells: Sequence[int] | np.ndarray, grid: tuple[int, int] = (2, 2),
               size: tuple[int, int] | None = None) -> np.ndarray:
     r"""Hits ``[N]`` (bool) of maps ``[N, 1, h, w]`` (or ``[N, h, w]``) whose targets sit in cell
     ``cells[i]`` (row-major index) of a ``grid`` mosaic.
 
     With :math:`\hat m` the map bilinearly resized to ``size`` (default: as given) and
-    :math:`U^* = \arg\max_u \hat m_u` (all maximisers), hit :math:`= [U^* \cap \text{cell} \ne \emptyset]`
-    and :math:`\max \hat m > \min \hat m`.
+    :math:`U^* = \arg\max_u \hat m_u` (all maximisers), hit :math:`= [U^* \subseteq \text{cell}]`
+    and :math:`\max \hat m > \min \hat m`: maximisers in two cells are a tie, a miss for both.
+    After a resize, values within its float64 rounding of the maximum count as maximisers.
+    Empty maps and maps holding NaN or ±Inf are refused (ValueError naming ``maps``).
     """
     m = torch.as_tensor(np.asarray(maps)) if not isinstance(maps, Tensor) else maps.detach()
     if m.dim() == 3:
         m = m[:, None]
     if m.dim() != 4 or m.shape[1] != 1:
         raise ValueError(f"maps: expected [N, 1, h, w] or [N, h, w], got shape {tuple(m.shape)}")
-    if not bool(torch.isfinite(m).all()):
-        raise ValueError("maps: NaN or infinite values")
+    refuse_unscorable(m, "maps")
     rows, cols = _check_grid(grid)
     cells = np.asarray(cells)
-    if cells.shape != (m.shape[0],) or not np.issubdtype(cells.dtype, np.integer) \
+    if cells.shape != (m.shape[0],) or (cells.size and not np.issubdtype(cells.dtype, np.integer)) \
             or cells.min(initial=0) < 0 or cells.max(initial=0) >= rows * cols:
         raise ValueError(f"cells: expected {m.shape[0]} cell indices in [0, {rows * cols}), got {cells.tolist()}")
-    if size is not None and tuple(size) != tuple(m.shape[-2:]):
-        m = F.interpolate(m.double(), size=tuple(size), mode="bilinear", align_corners=False)
+    rounding = 0.0
+    if size is not None and check_size(size) != tuple(m.shape[-2:]):
+        rounding = _resize_rounding(m.shape[-2:])
+        m = F.interpolate(m.double(), size=check_size(size), mode="bilinear", align_corners=False)
     m = m.double().cpu().numpy()[:, 0]
     masks = cell_masks(m.shape[-2:], (rows, cols))
-    flat = m.reshape(len(m), -1)
-    top = flat == flat.max(axis=1, keepdims=True)
-    inside = masks.reshape(len(masks), -1)[cells]
-    return (top & inside).any(axis=1) & (flat.max(axis=1) > flat.min(axis=1))
+    flat = m.reshape(len(m), m.shape[-2] * m.shape[-1])
+    peak = flat.max(axis=1, keepdims=True, initial=-np.inf)
+    top = flat >= peak - rounding * np.abs(flat).max(axis=1, keepdims=True, initial=0)
+    inside = masks.reshape(len(masks), -1)[cells.astype(np.intp)]
+    pointed = ~(top & ~inside).any(axis=1)  # no maximiser outside the target's cell
+    return pointed & (flat.max(axis=1, initial=-np.inf) > flat.min(axis=1, initial=np.inf))
 
 
 __all__ = ["cell_masks", "grid_hits"]

@@ -12,7 +12,7 @@ that had pairs instead.
 
 Non-finite values are refused, not scored: a map holding a NaN or ±Inf has no meaningful maximum
 (``torch.argmax`` would return the NaN's position), so :func:`point` and :func:`maxima` raise a
-ValueError; so do non-finite points, tolerances and smoothing widths.
+ValueError, as they do for an empty map; so do non-finite points, tolerances and smoothing widths.
 """
 
 from __future__ import annotations
@@ -47,7 +47,11 @@ def gaussian_smooth(maps: Tensor, sigma: float) -> Tensor:
     return F.conv2d(x, kernel.view(1, 1, 1, -1))
 
 
-def _refuse_non_finite(maps: Tensor, name: str) -> None:
+def refuse_unscorable(maps: Tensor, name: str) -> None:
+    """Refuse (ValueError naming ``name``) a batch ``[N, ...]`` of maps with no meaningful maximum:
+    empty maps (no value to point at; an empty batch of maps is fine) and maps holding NaN or ±Inf."""
+    if 0 in maps.shape[1:]:
+        raise ValueError(f"{name}: empty, shape {tuple(maps.shape)}; such a map has no maximum to point at")
     finite = torch.isfinite(maps)
     if not bool(finite.all()):
         bad = int((~finite).sum())
@@ -57,8 +61,9 @@ def _refuse_non_finite(maps: Tensor, name: str) -> None:
 
 def maxima(maps: Tensor, name: str = "maps") -> tuple[Tensor, Tensor]:
     """Column and row (x, y) of the first maximum (row-major, as ``torch.argmax``) of each map of
-    a ``[N, 1, H, W]`` batch; a map with a NaN or ±Inf is refused with a ValueError naming ``name``."""
-    _refuse_non_finite(maps, name)
+    a ``[N, 1, H, W]`` batch; an empty map, or one with a NaN or ±Inf, is refused with a ValueError
+    naming ``name``."""
+    refuse_unscorable(maps, name)
     flat = maps.flatten(1).argmax(1)
     w = maps.shape[-1]
     return flat % w, flat // w
@@ -75,7 +80,7 @@ def point(saliency: Tensor | np.ndarray, size: tuple[int, int] | None = None, sm
     if isinstance(smooth, bool) or not isinstance(smooth, numbers.Real) or not 0 <= smooth < math.inf:
         raise ValueError(f"smooth: expected a finite fraction ≥ 0 of the map's size, got {smooth!r}")
     m = m.reshape(1, 1, *m.shape[-2:])
-    _refuse_non_finite(m, "saliency")  # before resizing spreads them
+    refuse_unscorable(m, "saliency")  # before resizing spreads them
     m = m.float()
     if size is not None and tuple(m.shape[-2:]) != check_size(size):
         m = F.interpolate(m, size=check_size(size), mode="bilinear", align_corners=False)
