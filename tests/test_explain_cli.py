@@ -37,11 +37,12 @@ def test_efficientnet_lite0_explains_the_cat(tmp_path, photo_dir, capsys):
     the maps and a sidecar that says what they are."""
     out = tmp_path / "out"
     rc = main(["explain", str(photo_dir / "chelsea.png"), "--model", "efficientnet_lite0", "--layers", "blocks.5",
-               "bn2", "--methods", "normgrad", "grad_cam", "--out", str(out), "--no-progress"])
+               "bn2", "--methods", "normgrad", "grad_cam", "--out", str(out), "--no-progress", "--pdf"])
     assert rc == 0
     line = capsys.readouterr().out.strip().splitlines()[0]
     assert "1. tiger cat" in line and line.count(" · ") == 4  # five classes
-    assert {p.name for p in out.iterdir()} == {"chelsea.png", "chelsea.pdf", "chelsea.npy", "chelsea.json"}
+    assert {p.name for p in out.iterdir()} == {"chelsea.png", "chelsea.pdf", "chelsea.npy", "chelsea.json",
+                                              "explanations.csv"}
     meta = json.loads((out / "chelsea.json").read_text())
     assert meta["target"] == {"index": 282, "name": "tiger cat"}
     assert meta["maps"]["methods"] == ["normgrad", "grad_cam"] and meta["maps"]["layers"] == ["blocks.5", "bn2"]
@@ -69,7 +70,7 @@ def test_torchvision_weights_file_folder_batches(tmp_path, photo_dir, capsys):
     out = tmp_path / "out"
     rc = main(["explain", str(photo_dir), "--model", "torchvision:resnet18", "--weights", str(weights),
                "--layers", "", "layer3", "--methods", "gradient", "normgrad", "--batch-size", "2",
-               "--out", str(out), "--no-progress"])
+               "--out", str(out), "--no-progress", "--maps-only"])
     assert rc == 0
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 3  # notes.txt skipped
@@ -216,7 +217,7 @@ def test_timm_model_with_weights_file(tmp_path, photo_dir, capsys):
     assert all(torch.equal(a, b) for a, b in zip(zoo.model.state_dict().values(), model.state_dict().values()))
     rc = main(["explain", str(photo_dir / "chelsea.png"), "--model", "timm:resnet18", "--weights",
                str(tmp_path / "timm_r18.pth"), "--size", "64", "--layers", "layer4", "--methods", "grad_cam",
-               "--out", str(tmp_path / "o"), "--no-progress"])
+               "--out", str(tmp_path / "o"), "--no-progress", "--maps-only"])
     assert rc == 0 and (tmp_path / "o" / "chelsea.npy").is_file()
 
 
