@@ -156,14 +156,15 @@ def test_user_model_from_module_path(tmp_path, photo_dir, monkeypatch, capsys):
     (["--model", "no_such_module_xyz:build"], "cannot import 'no_such_module_xyz'"),
     (["--model", "efficientnet_lite0", "--layers", "blocks.55"], "not a module of this model"),
     (["--model", "efficientnet_lite0", "--target", "tiger kat"], "did you mean ['tiger cat'"),
-    (["--model", "efficientnet_lite0", "--target", "1000"], "out of range"),
-    (["--model", "efficientnet_lite0", "--methods", "normgrd"], "unknown method 'normgrd'"),
+    (["--model", "explain_fixtures:tiny", "--size", "16", "--target", "3"], "index 3 out of range for 3 classes"),
+    (["--model", "explain_fixtures:tiny", "--size", "16", "--methods", "normgrd"], "unknown method 'normgrd'"),
     (["--model", "efficientnet_lite0", "--weights", "/nonexistent/w.pth"], "is not a file"),
 ])
 def test_bad_arguments_are_named(tmp_path, photo_dir, capsys, argv, message):
     rc = main(["explain", str(photo_dir / "chelsea.png"), "--out", str(tmp_path / "o"), "--no-progress", *argv])
     assert rc == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # refused before anything was written
 
 
 def test_missing_weights_say_how_to_get_them(tmp_path, photo_dir, monkeypatch, capsys):
