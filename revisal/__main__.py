@@ -1,12 +1,20 @@
 """``python -m revisal explain IMAGE_OR_DIR... --model NAME [--layers ...] [--methods ...] --out DIR``
 
-Explain your own images with any model: prints each image's top-5 classes and writes, per image, a
-grid figure (methods × layers, PNG and PDF), the raw maps (``.npy``) and a JSON sidecar.
+Explain your own images with any model: prints each image's top-5 classes and writes, per image,
+the raw maps (``.npy``), a grid figure (methods × layers, ``.png``; ``--pdf`` adds a PDF,
+``--maps-only`` writes none) and a JSON sidecar, then ``explanations.csv`` (one row per image).
+
+Everything is checked before any image is explained: the arguments, that ``--out`` can be written,
+the model, and every image (decoded once). An image that cannot be read stops the run with a list
+of all such images and nothing written (exit status 2); ``--skip-unreadable`` explains the others
+instead, lists the skipped ones and exits with status 1. Each file is written atomically. Exit
+status: 0 done, 1 done with images skipped or a write that failed, 2 refused before any work.
 
 Examples::
 
     python -m revisal explain photos/ --model efficientnet_lite0 --out maps/
-    python -m revisal explain cat.jpg --model torchvision:resnet18 --weights resnet18.pth --out maps/
+    python -m revisal explain photos/ --model efficientnet_lite0 --maps-only --out maps/   # large folders
+    python -m revisal explain cat.jpg --model torchvision:resnet18 --weights resnet18.pth --pdf --out maps/
     python -m revisal explain cat.jpg --model mypackage.nets:build --layers layer3 layer4 --out maps/
     python -m revisal explain --model efficientnet_lite0 --list-layers
 """
@@ -14,16 +22,13 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 if TYPE_CHECKING:
     from .explain import Explanation
+    from .plotting import MapGrid
 
 
 def _positive_int(text: str) -> int:
@@ -68,65 +73,30 @@ def explain_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    "(default: the zoo preset, timm's config, else ImageNet mean/std)")
     p.add_argument("--size", type=_positive_int, help="input side (default: the model's, else 224)")
     p.add_argument("--classes", metavar="FILE", help="class names, one per line, in output order")
+    p.add_argument("--pdf", action="store_true", help="also write each figure as PDF (slower than the PNG)")
+    p.add_argument("--maps-only", action="store_true", help="no figure: only the maps, sidecars and "
+                   "explanations.csv (fastest, for large folders)")
+    p.add_argument("--skip-unreadable", action="store_true", help="explain the readable images and list the "
+                   "others (exit status 1) instead of refusing the run (exit status 2, nothing written)")
     p.add_argument("--list-layers", action="store_true", help="print the layers that can be explained and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
-def save_explanation(result: "Explanation", out_dir: Path, *, model: str, extra: dict | None = None) -> list[Path]:
-    """Write ``<name>.png``/``.pdf`` (grid: one row per method, one column per layer, over the
-    image), ``<name>.npy`` (maps [methods, layers, S, S], float32) and ``<name>.json`` (what they are)."""
-    import matplotlib.pyplot as plt
-
-    from .files import atomic_write, jsonable
-    from .plotting import grid
-
-    image = result.pixels.permute(1, 2, 0).numpy()
-    rows = {m: [result.maps[i, j] for j in range(len(result.layers))] for i, m in enumerate(result.methods)}
-    columns = [layer or "(input)" for layer in result.layers]
-    top1 = result.top5[0]
-    title = (f"{result.path.name}: maps of class {result.target} '{result.target_name}' "
-             f"(top-1: '{top1[1]}' {top1[2]:.2f})")
-    fig, _ = grid(image, rows, columns, suptitle=title)
-    files = []
-    try:
-        for ext in ("png", "pdf"):
-            buf = io.BytesIO()
-            fig.savefig(buf, format=ext, dpi=150, bbox_inches="tight", facecolor="white",
-                        metadata={"Software": None} if ext == "png" else {"CreationDate": None})
-            files.append(atomic_write(out_dir / f"{result.name}.{ext}", buf.getvalue()))
-    finally:
-        plt.close(fig)
-    buf = io.BytesIO()
-    np.save(buf, result.maps.astype(np.float32))
-    files.append(atomic_write(out_dir / f"{result.name}.npy", buf.getvalue()))
-    record = {
-        "image": str(result.path),
-        "model": model,
-        "target": {"index": result.target, "name": result.target_name},
-        "top5": [{"index": c, "name": n, "probability": p} for c, n, p in result.top5],
-        "maps": {"file": f"{result.name}.npy", "shape": list(result.maps.shape), "dtype": "float32",
-                 "axes": ["method", "layer", "y", "x"], "methods": result.methods, "layers": result.layers,
-                 "layer_resolution": {k: list(v) for k, v in result.layer_shapes.items()},
-                 "values": "raw map values, bilinearly resized from each layer's resolution to the input crop"},
-        "figures": [f"{result.name}.png", f"{result.name}.pdf"],
-        **(extra or {}),
-    }
-    files.append(atomic_write(out_dir / f"{result.name}.json", json.dumps(jsonable(record), indent=2) + "\n"))
-    return files
-
-
 def explain_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from . import explain as ex
+    from .explain_output import check_output, output_files, table_row, write_table
 
     if not args.list_layers:
         if not args.images:
             parser.error("IMAGE_OR_DIR: give at least one image file or folder (or --list-layers)")
         if args.out is None:
-            parser.error("--out: required (the folder the figures, maps and sidecars go to)")
-        if args.out.exists() and not args.out.is_dir():
-            parser.error(f"--out: {args.out} exists and is not a folder")
+            parser.error("--out: required (the folder the maps, figures and sidecars go to)")
+        if args.pdf and args.maps_only:
+            parser.error("--pdf: no figure is drawn with --maps-only")
     try:
+        if not args.list_layers:
+            check_output(args.out)
         if args.device != "cpu":
             import torch
 
@@ -142,22 +112,79 @@ def explain_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -
                   "(conv = a real nn.Conv2d, where normgrad_conv applies; preset = default --layers)")
             print(ex.format_layers(ex.list_layers(zoo), zoo.layers))
             return 0
+        ex.check_arguments(zoo, layers=args.layers, methods=args.methods, target=args.target,
+                           batch_size=args.batch_size, meta_lr=args.meta)
+        skipped = _unreadable(ex.check_images(paths, zoo.input_size), len(paths), args.skip_unreadable)
+        paths = [p for p in paths if p not in skipped]
+        names = ex.output_names(paths)
+        figure = not args.maps_only
+        check_output(args.out, [f for name in names for f in output_files(name, figure=figure, pdf=args.pdf)])
         extra = {"weights": args.weights, "weights_sha256": ex.weights_digest(Path(args.weights) if args.weights else None),
-                 "meta_lr": args.meta, "input_size": zoo.input_size, "normalize": repr(zoo.normalize)}
-        args.out.mkdir(parents=True, exist_ok=True)
+                 "meta_lr": args.meta, "input_size": zoo.input_size, "normalize": repr(zoo.normalize),
+                 "model_mode": "eval (BatchNorm running statistics, no dropout)"}
         results = ex.explain(zoo, paths, layers=args.layers, methods=args.methods, target=args.target,
                              meta_lr=args.meta, batch_size=args.batch_size, device=args.device,
-                             progress=not args.no_progress)
-        count = 0
-        for result in results:
-            print(ex.format_top5(result), flush=True)
-            save_explanation(result, args.out, model=zoo.name, extra=extra)
-            count += 1
-        print(f"wrote {count} explanations (.png, .pdf, .npy, .json) to {args.out}", file=sys.stderr)
+                             progress=not args.no_progress, check=False)
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"revisal explain: error: {error}", file=sys.stderr)
         return 2
+    rows, grid = [], None
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for result in results:
+            print(ex.format_top5(result), flush=True)
+            if figure and grid is None:
+                grid = figure_for(result)
+            write_explanation(result, args.out, grid=grid, pdf=args.pdf, model=zoo.name, extra=extra)
+            rows.append(table_row(result))
+        write_table(rows, args.out)
+    except OSError as error:  # the check before the run passed: a full disk, a folder changed meanwhile
+        print(f"revisal explain: error: --out: cannot write to {ex.printable(args.out)} after {len(rows)} "
+              f"images ({ex.printable(error.filename or '')}: {error.strerror or error})", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as error:  # the model refused an image; the images before it are complete
+        print(f"revisal explain: error: {error} (after {len(rows)} complete images)", file=sys.stderr)
+        return 1
+    kinds = ".npy, .json" + ("" if not figure else ", .png, .pdf" if args.pdf else ", .png")
+    print(f"wrote {len(rows)} explanations ({kinds}) and {ex.printable(args.out / 'explanations.csv')}",
+          file=sys.stderr)
+    if skipped:
+        print(f"revisal explain: {len(skipped)} unreadable images were left out (listed above)", file=sys.stderr)
+        return 1
     return 0
+
+
+def figure_for(result: "Explanation") -> "MapGrid":
+    """The run's figure: one row per method, one column per layer, for images of ``result``'s size."""
+    from .plotting import MapGrid
+
+    return MapGrid(result.methods, [layer or "(input)" for layer in result.layers], result.pixels.shape[-1])
+
+
+def write_explanation(result: "Explanation", out: Path, *, grid: "MapGrid | None", pdf: bool, model: str,
+                      extra: dict | None = None) -> list[Path]:
+    """Write one image's files: the maps, the figure drawn on ``grid`` (PNG, and PDF when ``pdf``;
+    none when ``grid`` is None), the sidecar (:func:`revisal.explain_output.save_explanation`)."""
+    from .explain_output import figure_title, save_explanation
+
+    figures = {}
+    if grid is not None:
+        grid.draw(result.pixels.permute(1, 2, 0).numpy(), result.maps, figure_title(result))
+        figures["png"] = grid.png()
+        if pdf:
+            figures["pdf"] = grid.pdf()
+    return save_explanation(result, out, figures=figures, model=model, extra=extra)
+
+
+def _unreadable(bad: list, total: int, skip: bool) -> set[Path]:
+    """Print one line per unreadable image (``bad``: (path, reason) pairs), then refuse the run with a
+    ValueError unless ``skip`` (and some image is readable); the paths to leave out."""
+    for _, reason in bad:
+        print(f"revisal explain: {'skipped' if skip else 'cannot read'} {reason}", file=sys.stderr)
+    if bad and (not skip or len(bad) == total):
+        raise ValueError(f"images: {len(bad)} of {total} images cannot be read (listed above); nothing was "
+                         "explained" + ("" if skip else " (--skip-unreadable explains the others)"))
+    return {path for path, _ in bad}
 
 
 def main(argv: list[str] | None = None) -> int:

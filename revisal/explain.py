@@ -1,335 +1,32 @@
 """Explain your own images with your own model: the library behind ``python -m revisal explain``.
 
-A model spec is one of
+Models come from :mod:`revisal.explain_models` (:func:`load_model`: a zoo name,
+``torchvision:<name>``, ``timm:<name>`` or ``module.path:callable``, with a weights file; nothing is
+downloaded unless asked).
 
-* a zoo name (``efficientnet_lite0``, ``vgg16``, ... see :data:`revisal.models.LOADERS`);
-* ``torchvision:<name>`` (any ``torchvision.models.get_model`` name) or ``timm:<name>``;
-* ``module.path:callable`` — your own code: ``callable()`` returns an ``nn.Module`` (or a
-  :class:`revisal.models.ZooModel`).
-
-``weights=FILE`` loads a state dict from disk (``torch.load(..., weights_only=True)``; a checkpoint
-dict with a ``"state_dict"`` or ``"model"`` entry works too). Published weights that are not on disk
-are never fetched unless ``download=True``: the error says where they would come from.
-
-Every image is read with Pillow, shorter side resized to the model's input side and centre-cropped
-(:func:`revisal.data.photos.to_pixels`), normalised with the model's preprocessing, and explained
-with :func:`revisal.saliency` for every (method, layer) in one pass per batch.
+Every image is read with Pillow (:mod:`revisal.explain_images`: any mode, EXIF orientation, size
+limits), its centred square resized to the model's input side, normalised with the model's
+preprocessing, and explained with :func:`revisal.saliency` for every (method, layer) in one pass
+per batch, with the model in eval mode.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .data.labels import IMAGENET_CLASSES
-from .data.transforms import CAFFE_NORMALIZE, IMAGENET_NORMALIZE, TF_LITE_NORMALIZE, Normalize
+from .explain_images import ImageError, check_images, image_paths, output_names, printable, read_image
+from .explain_models import NORMALIZATIONS, WeightsNotFoundError, load_model, load_state
 from .files import digest_file
-from .models.zoo import LOADERS, ZooModel
-
-#: Named preprocessings for models outside the zoo (pixels in [0, 1] → network input).
-NORMALIZATIONS: dict[str, Normalize | None] = {
-    "imagenet": IMAGENET_NORMALIZE,
-    "tf_lite": TF_LITE_NORMALIZE,
-    "caffe": CAFFE_NORMALIZE,
-    "none": None,
-}
-
-#: The zoo models whose published weights come from the internet (the others ship or are trained here).
-_TORCHVISION_ZOO = {"vgg16": "VGG16_Weights.IMAGENET1K_V1", "resnet50": "ResNet50_Weights.IMAGENET1K_V1"}
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """Published weights are not on disk and ``download`` was not asked for."""
-
-
-def _identity(x: Tensor) -> Tensor:
-    return x
-
-
-# ---------------------------------------------------------------------------------------------- models
-
-def load_model(spec: str, *, weights: str | Path | None = None, download: bool = False,
-               normalize: str | None = None, input_size: int | None = None,
-               classes: Sequence[str] | str | Path | None = None) -> ZooModel:
-    """The model named by ``spec`` (see the module docstring), in eval mode, wrapped with its
-    preprocessing, class names and default layers.
-
-    Args:
-        weights: a state-dict file to load (replaces any published weights; nothing is fetched).
-        download: allow fetching published weights that are not on disk.
-        normalize: a key of :data:`NORMALIZATIONS`; default: the zoo preset, timm's config, or
-            ImageNet mean/std.
-        input_size: the square side images are cropped to (default: the preset's, else 224).
-        classes: class names in output order (a list or a text file, one per line); default: the
-            model's ``classes`` attribute, ImageNet's 1000 names for a 1000-way output, else "class i".
-
-    Raises:
-        ValueError / TypeError naming the argument; :class:`WeightsNotFoundError` (how to get them).
-    """
-    if not isinstance(spec, str) or not spec.strip():
-        raise TypeError(f"model: expected a zoo name, 'torchvision:<name>', 'timm:<name>' or "
-                        f"'module.path:callable', got {spec!r}")
-    weights_path = _check_weights_file(weights)
-    if normalize is not None and normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize: expected one of {sorted(NORMALIZATIONS)}, got {normalize!r}")
-    if input_size is not None and (isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 8):
-        raise ValueError(f"input_size: expected an int ≥ 8, got {input_size!r}")
-    kind, _, rest = spec.partition(":")
-    if not rest:
-        zoo = _zoo(spec, weights_path, download)
-    elif kind == "torchvision":
-        zoo = _torchvision(rest, weights_path, download)
-    elif kind == "timm":
-        zoo = _timm(rest, weights_path, download)
-    else:
-        zoo = _user(kind, rest, weights_path)
-    if normalize is not None:
-        zoo.normalize = NORMALIZATIONS[normalize] or _identity
-    if input_size is not None:
-        zoo.input_size = input_size
-    n_out = _forward_outputs(zoo)
-    if classes is not None:
-        zoo.classes = _check_classes(classes)
-        if len(zoo.classes) != n_out:
-            raise ValueError(f"classes: {len(zoo.classes)} class names for a model with {n_out} outputs")
-    elif len(zoo.classes) != n_out:
-        zoo.classes = _numbered(n_out)
-    zoo.model.classes = list(zoo.classes)
-    return zoo
-
-
-def _forward_outputs(zoo: ZooModel) -> int:
-    """The number of classes the model outputs for one grey image of its input size ([1, K] logits
-    expected); the model is left as found."""
-    from .state import preserved_state
-
-    param = next(zoo.model.parameters(), None)
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    device = param.device if param is not None else torch.device("cpu")
-    pixels = torch.full((1, 3, zoo.input_size, zoo.input_size), 0.5, dtype=dtype, device=device)
-    with preserved_state(zoo.model), torch.no_grad():
-        try:
-            out = zoo.model.eval()(zoo.normalize(pixels))
-        except Exception as error:
-            raise ValueError(f"model: {zoo.name} fails on a [1, 3, {zoo.input_size}, {zoo.input_size}] image "
-                             f"({type(error).__name__}: {error}); check --size and --normalize") from None
-    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 1:
-        raise ValueError(f"model: expected class scores [N, K] from {zoo.name}, got "
-                         f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")
-    return int(out.shape[1])
-
-
-def _check_weights_file(weights: str | Path | None) -> Path | None:
-    if weights is None:
-        return None
-    if not isinstance(weights, (str, Path)):
-        raise TypeError(f"weights: expected a path to a state-dict file, got {type(weights).__name__}")
-    path = Path(weights)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights: {path} is not a file (expected a state dict saved with torch.save)")
-    return path
-
-
-def load_state(model: nn.Module, path: Path) -> None:
-    """Load the state dict in ``path`` into ``model`` (strict: every key must match)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"weights: {path} is not a state dict torch.load can read ({error})") from None
-    if isinstance(state, dict):
-        for key in ("state_dict", "model"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"weights: {path} does not hold a state dict (a mapping of names to tensors)")
-    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel
-        state = {k[len("module."):]: v for k, v in state.items()}
-    missing, unexpected = [], []
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected:
-        raise ValueError(f"weights: {path} does not fit this model: missing {missing[:5]}"
-                         f"{'…' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
-                         f"{'…' if len(unexpected) > 5 else ''}")
-    shapes = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in own if state[k].shape != own[k].shape]
-    if shapes:
-        raise ValueError(f"weights: {path}: {shapes[0][0]} has shape {shapes[0][1]}, the model expects {shapes[0][2]}")
-    model.load_state_dict(state)
-
-
-def _zoo(name: str, weights: Path | None, download: bool) -> ZooModel:
-    from .models.zoo import load
-
-    if name not in LOADERS:
-        close = difflib.get_close_matches(name, list(LOADERS), n=3)
-        raise ValueError(f"model: unknown zoo model {name!r}; did you mean {close}? Zoo: {sorted(LOADERS)}; "
-                         "or use 'torchvision:<name>', 'timm:<name>', 'module.path:callable'")
-    if weights is not None:
-        zoo = load(name, pretrained=False)
-        load_state(zoo.model, weights)
-        zoo.model.eval()
-        return zoo
-    if name in _TORCHVISION_ZOO and not download:
-        _require_torchvision_cached(name, _TORCHVISION_ZOO[name])
-    return load(name)
-
-
-def _require_torchvision_cached(name: str, weights_enum: str) -> None:
-    import torchvision
-
-    enum_name, _, member = weights_enum.partition(".")
-    entry = getattr(getattr(torchvision.models, enum_name), member)
-    file = Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.url).name
-    if not file.is_file():
-        raise WeightsNotFoundError(
-            f"model: the weights of {name!r} ({weights_enum}) are not on disk (expected {file}). "
-            f"Pass --download to fetch them from {entry.url} into torch's hub cache, "
-            f"or --weights FILE for a state dict you already have.")
-
-
-def _torchvision(name: str, weights: Path | None, download: bool) -> ZooModel:
-    import torchvision
-
-    available = torchvision.models.list_models()
-    if name not in available:
-        close = difflib.get_close_matches(name, available, n=3)
-        raise ValueError(f"model: torchvision has no model {name!r}; did you mean {close}?")
-    if weights is not None:
-        model = torchvision.models.get_model(name, weights=None)
-        load_state(model, weights)
-        notes = f"torchvision {name}, weights from {weights}"
-    else:
-        default = torchvision.models.get_model_weights(name).DEFAULT
-        if not download:
-            file = Path(torch.hub.get_dir()) / "checkpoints" / Path(default.url).name
-            if not file.is_file():
-                raise WeightsNotFoundError(
-                    f"model: torchvision:{name} needs weights, and {default} is not on disk (expected {file}). "
-                    f"Pass --download to fetch it from {default.url}, or --weights FILE for a state dict.")
-        model = torchvision.models.get_model(name, weights=default)
-        notes = f"torchvision {default}"
-    n_out = _output_size(model)
-    return ZooModel(name=f"torchvision:{name}", model=model.eval(), normalize=IMAGENET_NORMALIZE,
-                    classes=list(IMAGENET_CLASSES) if n_out in (None, 1000) else _numbered(n_out),
-                    layers=_default_layers(model), notes=notes)
-
-
-def _timm(name: str, weights: Path | None, download: bool) -> ZooModel:
-    try:
-        import timm
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise ImportError("model: timm models need `pip install timm`") from None
-    if name not in timm.list_models(pretrained=False) and name not in timm.list_models(pretrained=True):
-        close = difflib.get_close_matches(name, timm.list_models(), n=3)
-        raise ValueError(f"model: timm has no model {name!r}; did you mean {close}?")
-    overlay = None
-    if weights is None and not download:
-        cfg = timm.models.get_pretrained_cfg(name)
-        repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
-        cached = None
-        if repo:
-            from huggingface_hub import try_to_load_from_cache
-
-            for fname in ("model.safetensors", "pytorch_model.bin"):
-                hit = try_to_load_from_cache(repo.split("@")[0], fname)
-                if isinstance(hit, str):
-                    cached = hit
-                    break
-        if cached is None:
-            raise WeightsNotFoundError(
-                f"model: timm:{name} needs weights, and they are not in the Hugging Face cache"
-                f"{f' (repo {repo})' if repo else ''}. Pass --download to fetch them, or --weights FILE.")
-        overlay = {"file": cached}
-    model = timm.create_model(name, pretrained=weights is None,
-                              **({"pretrained_cfg_overlay": overlay} if overlay else {}))
-    if weights is not None:
-        load_state(model, weights)
-    cfg = getattr(model, "pretrained_cfg", {}) or {}
-    normalize = Normalize(tuple(cfg.get("mean", IMAGENET_NORMALIZE.mean)), tuple(cfg.get("std", IMAGENET_NORMALIZE.std)))
-    size = int(cfg.get("input_size", (3, 224, 224))[-1])
-    n_out = _output_size(model)
-    return ZooModel(name=f"timm:{name}", model=model.eval(), normalize=normalize,
-                    classes=list(IMAGENET_CLASSES) if n_out in (None, 1000) else _numbered(n_out),
-                    layers=_default_layers(model), input_size=size,
-                    notes=f"timm {name}" + (f", weights from {weights}" if weights else ""))
-
-
-def _user(module_name: str, attr: str, weights: Path | None) -> ZooModel:
-    spec = f"{module_name}:{attr}"
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"model: cannot import {module_name!r} for {spec!r} ({error}); expected a zoo name, "
-                         f"'torchvision:<name>', 'timm:<name>' or an importable 'module.path:callable' "
-                         f"(is its folder on PYTHONPATH?)") from None
-    factory: object = module
-    for part in attr.split("."):
-        if not hasattr(factory, part):
-            raise ValueError(f"model: module {module_name!r} has no attribute {attr!r}")
-        factory = getattr(factory, part)
-    if not callable(factory):
-        raise TypeError(f"model: {spec} is not callable")
-    built = factory() if not isinstance(factory, nn.Module) else factory
-    if isinstance(built, ZooModel):
-        zoo = built
-    elif isinstance(built, nn.Module):
-        n_out = _output_size(built)
-        names = getattr(built, "classes", None)
-        zoo = ZooModel(name=spec, model=built, normalize=IMAGENET_NORMALIZE,
-                       classes=list(names) if names is not None else
-                       (list(IMAGENET_CLASSES) if n_out in (None, 1000) else _numbered(n_out)),
-                       layers=_default_layers(built), notes=f"user model {spec}")
-    else:
-        raise TypeError(f"model: {spec}() returned {type(built).__name__}, expected an nn.Module")
-    if weights is not None:
-        load_state(zoo.model, weights)
-    zoo.model.eval()
-    return zoo
-
-
-def _numbered(n: int) -> list[str]:
-    return [f"class {i}" for i in range(n)]
-
-
-def _check_classes(classes: Sequence[str] | str | Path) -> list[str]:
-    if isinstance(classes, (str, Path)):
-        path = Path(classes)
-        if not path.is_file():
-            raise FileNotFoundError(f"classes: {path} is not a file (expected one class name per line)")
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    names = list(classes)
-    if not names or not all(isinstance(n, str) for n in names):
-        raise TypeError("classes: expected a non-empty list of class names (str)")
-    return names
-
-
-def _output_size(model: nn.Module) -> int | None:
-    """The out-features of the model's last ``nn.Linear`` (or out-channels of a final 1×1 conv), if any."""
-    last = None
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            last = module.out_features
-    return last
-
-
-def _default_layers(model: nn.Module, count: int = 4) -> tuple[str, ...]:
-    """``count`` convolutions spread from a quarter of the depth to the deepest (none → the input)."""
-    convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        return ("",)
-    picks = np.linspace(len(convs) // 4, len(convs) - 1, num=min(count, len(convs))).round().astype(int)
-    return tuple(dict.fromkeys(convs[i] for i in picks))
-
+from .models.zoo import ZooModel
 
 # ---------------------------------------------------------------------------------------------- layers
 
@@ -393,62 +90,6 @@ def format_layers(infos: Iterable[LayerInfo], preset: Sequence[str] = ()) -> str
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------- images
-
-def image_paths(inputs: Sequence[str | Path]) -> list[Path]:
-    """The image files named by ``inputs``: files as given, folders by their files (recursively,
-    sorted) with an extension Pillow reads. Missing paths and empty folders are errors."""
-    from PIL import Image
-
-    if isinstance(inputs, (str, Path)):
-        inputs = [inputs]
-    extensions = {ext.lower() for ext in Image.registered_extensions()}
-    out: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
-            if not found:
-                raise ValueError(f"images: folder {path} holds no image Pillow reads "
-                                 f"(extensions such as .jpg, .png, .webp, .tif)")
-            out.extend(found)
-        elif path.is_file():
-            out.append(path)
-        else:
-            raise FileNotFoundError(f"images: {path} is neither a file nor a folder")
-    if not out:
-        raise ValueError("images: no image given")
-    return out
-
-
-def read_image(path: Path, size: int) -> Tensor:
-    """``path`` as float pixels [3, size, size] in [0, 1] (RGB; shorter side to ``size``, centre crop)."""
-    from PIL import Image, UnidentifiedImageError
-
-    from .data.photos import to_pixels
-
-    try:
-        with Image.open(path) as image:
-            array = np.array(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"images: {path} is not an image Pillow can read ({error})") from None
-    return to_pixels(array, size)
-
-
-def output_names(paths: Sequence[Path]) -> list[str]:
-    """A distinct file stem per image: the stem, or ``stem_ext`` (then ``_2``, ``_3``...) on a clash."""
-    stems = [p.stem for p in paths]
-    out, used = [], set()
-    for p, stem in zip(paths, stems):
-        name = stem if stems.count(stem) == 1 else f"{stem}_{p.suffix.lstrip('.').lower()}"
-        base, k = name, 2
-        while name in used:
-            name, k = f"{base}_{k}", k + 1
-        used.add(name)
-        out.append(name)
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- explain
 
 @dataclass
@@ -488,19 +129,11 @@ def resolve_target(target: int | str | None, classes: Sequence[str]) -> int | No
     raise TypeError(f"target: expected a class index or name, got {type(target).__name__}")
 
 
-def explain(zoo: ZooModel, paths: Sequence[Path], *, layers: Sequence[str] | None = None,
-            methods: Sequence[str] | None = None, target: int | str | None = None, meta_lr: float | None = None,
-            batch_size: int = 8, device: str | torch.device = "cpu", progress: bool = True) -> Iterable[Explanation]:
-    """Explain every image in ``paths`` (yielded one by one, computed ``batch_size`` at a time).
-
-    For image i with logits z_i the explained class is ``target`` (or argmax z_i); each map is
-    :func:`revisal.saliency` of that class's logit at every (method, layer), with meta-saliency
-    (one inner SGD step, ``revisal.MetaStep(lr=meta_lr)``) when ``meta_lr`` is given.
-    """
-    from tqdm import tqdm
-
-    from .engine import saliency
-    from .meta import MetaStep
+def check_arguments(zoo: ZooModel, *, layers: Sequence[str] | None = None, methods: Sequence[str] | None = None,
+                    target: int | str | None = None, batch_size: int = 8,
+                    meta_lr: float | None = None) -> tuple[list[str], list[str], int | None]:
+    """:func:`explain`'s arguments checked (errors name them): the layers and methods (defaults
+    filled in) and the fixed target class (None: each image's top-1)."""
     from .methods import DEFAULT_METHODS, METHODS
     from .validation import check_layers
 
@@ -516,43 +149,93 @@ def explain(zoo: ZooModel, paths: Sequence[Path], *, layers: Sequence[str] | Non
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     if meta_lr is not None and not (isinstance(meta_lr, (int, float)) and 0 < meta_lr < float("inf")):
         raise ValueError(f"meta: expected a positive learning rate, got {meta_lr!r}")
+    return layers, methods, fixed
+
+
+def explain(zoo: ZooModel, paths: Sequence[Path], *, layers: Sequence[str] | None = None,
+            methods: Sequence[str] | None = None, target: int | str | None = None, meta_lr: float | None = None,
+            batch_size: int = 8, device: str | torch.device = "cpu", progress: bool = True,
+            check: bool = True) -> Iterator[Explanation]:
+    """Explain every image in ``paths`` (yielded one by one, computed ``batch_size`` at a time).
+
+    For image i with logits z_i the explained class is ``target`` (or argmax z_i); each map is
+    :func:`revisal.saliency` of that class's logit at every (method, layer), with meta-saliency
+    (one inner SGD step, ``revisal.MetaStep(lr=meta_lr)``) when ``meta_lr`` is given.
+
+    Every argument, and (with ``check``) every image, is checked when this is called, before any
+    image is explained: one unreadable image raises :class:`~revisal.explain_images.ImageError`
+    listing all of them, and nothing is yielded.
+
+    The model is explained in eval mode (BatchNorm's running statistics, no dropout), so the
+    classes are its eval-mode predictions; a model handed over in training mode gets a warning.
+    Between batches, and when the iteration ends or fails, the model is exactly as it was found
+    (training flags, parameters, buffers such as BatchNorm's running statistics, device).
+    """
+    from .meta import MetaStep
+
+    layers, methods, fixed = check_arguments(zoo, layers=layers, methods=methods, target=target,
+                                             batch_size=batch_size, meta_lr=meta_lr)
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("paths: no image given")
+    bad = check_images(paths, zoo.input_size) if check else []
+    if bad:
+        listed = "; ".join(reason for _, reason in bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise ImageError(f"images: {len(bad)} of {len(paths)} cannot be read, nothing was explained: {listed}")
+    training = [name or "(model)" for name, m in zoo.model.named_modules() if m.training]
+    if training:
+        warnings.warn(f"model: {len(training)} modules in training mode (e.g. {training[0]}); explained in eval mode "
+                      "(BatchNorm running statistics, no dropout) and left in training mode", stacklevel=2)
     meta = MetaStep(lr=float(meta_lr)) if meta_lr is not None else None
+    return _explained(zoo, paths, layers, methods, fixed, meta, batch_size, torch.device(device), progress)
+
+
+def _explained(zoo: ZooModel, paths: list[Path], layers: list[str], methods: list[str], fixed: int | None,
+               meta, batch_size: int, device: torch.device, progress: bool) -> Iterator[Explanation]:
+    """The batches of :func:`explain`, each computed with the model in eval mode on ``device`` and
+    restored (:func:`revisal.state.preserved_state`) before its results are yielded."""
+    from tqdm import tqdm
+
+    from .engine import saliency
+    from .state import preserved_state
+
     names = output_names(paths)
     model = zoo.model
     param = next(model.parameters(), None)
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    device = torch.device(device)
-    original = param.device if param is not None else torch.device("cpu")
-    model.to(device)
+    side = (zoo.input_size, zoo.input_size)
+    bar = tqdm(total=len(paths), desc="explain", unit="image", disable=not progress, file=sys.stderr)
     try:
-        bar = tqdm(total=len(paths), desc="explain", unit="image", disable=not progress, file=sys.stderr)
         for start in range(0, len(paths), batch_size):
-            chunk = list(range(start, min(start + batch_size, len(paths))))
-            pixels = torch.stack([read_image(paths[i], zoo.input_size) for i in chunk]).to(device, dtype)
-            inputs = zoo.normalize(pixels)
-            with torch.no_grad():
-                probs = model(inputs).float().softmax(-1)
-            top = probs.topk(min(5, probs.shape[-1]), dim=-1)
-            targets = [fixed if fixed is not None else int(top.indices[k, 0]) for k in range(len(chunk))]
-            maps = saliency(model, inputs, torch.tensor(targets, device=device), layers, methods, meta=meta)
+            chunk = paths[start:start + batch_size]
+            pixels = torch.stack([read_image(path, zoo.input_size) for path in chunk])
+            with preserved_state(model, freeze_parameters=False):  # eval mode; meta-saliency needs requires_grad
+                model.to(device)
+                inputs = zoo.normalize(pixels.to(device, dtype))
+                with torch.no_grad():
+                    probs = model(inputs).float().softmax(-1)
+                top = probs.topk(min(5, probs.shape[-1]), dim=-1)
+                targets = [fixed if fixed is not None else int(top.indices[k, 0]) for k in range(len(chunk))]
+                maps = saliency(model, inputs, torch.tensor(targets, device=device), layers, methods, meta=meta)
             shapes = {layer: tuple(maps[methods[0], layer].shape[-2:]) for layer in layers}
-            full = maps.resized((zoo.input_size, zoo.input_size))
+            full = maps.resized(side)
             stack = torch.stack([torch.stack([full[m, layer][:, 0] for layer in layers], 1) for m in methods], 1)
-            for k, i in enumerate(chunk):
+            stack = stack.float().cpu().numpy()
+            values, indices = top.values.cpu().tolist(), top.indices.cpu().tolist()
+            for k, path in enumerate(chunk):
                 yield Explanation(
-                    path=paths[i], name=names[i], pixels=pixels[k].float().cpu(),
-                    top5=[(int(c), zoo.classes[int(c)], float(p)) for p, c in zip(top.values[k], top.indices[k])],
-                    target=targets[k], target_name=zoo.classes[targets[k]], maps=stack[k].float().cpu().numpy(), methods=methods, layers=layers,
-                    layer_shapes=shapes)
+                    path=path, name=names[start + k], pixels=pixels[k],
+                    top5=[(c, zoo.classes[c], p) for p, c in zip(values[k], indices[k])],
+                    target=targets[k], target_name=zoo.classes[targets[k]], maps=stack[k], methods=methods,
+                    layers=layers, layer_shapes=shapes)
             bar.update(len(chunk))
-        bar.close()
     finally:
-        model.to(original)
+        bar.close()
 
 
 def format_top5(result: Explanation) -> str:
     """``name: 1. tiger cat 0.62 · 2. tabby 0.21 ...``"""
-    return f"{result.path}: " + " · ".join(f"{r + 1}. {name} {p:.3f}" for r, (_, name, p) in enumerate(result.top5))
+    return f"{printable(result.path)}: " + " · ".join(f"{r + 1}. {name} {p:.3f}" for r, (_, name, p) in enumerate(result.top5))
 
 
 def weights_digest(path: Path | None) -> str | None:
@@ -560,6 +243,7 @@ def weights_digest(path: Path | None) -> str | None:
     return digest_file(path) if path is not None else None
 
 
-__all__ = ["Explanation", "LayerInfo", "NORMALIZATIONS", "WeightsNotFoundError", "explain", "format_layers",
-           "format_top5", "image_paths", "list_layers", "load_model", "load_state", "output_names", "read_image",
-           "resolve_target"]
+__all__ = ["Explanation", "ImageError", "LayerInfo", "NORMALIZATIONS", "WeightsNotFoundError", "check_arguments",
+           "check_images", "explain",
+           "format_layers", "format_top5", "image_paths", "list_layers", "load_model", "load_state", "output_names",
+           "printable", "read_image", "resolve_target"]

@@ -10,12 +10,15 @@ Every map figure goes through :func:`show_map`, which picks the colour map from 
 
 Maps are laid over a grey copy of the image and every row of a :func:`grid` gets a colour bar.
 :func:`grid` also returns the plotted values (one row per pixel of each map, at the map's own
-resolution) for :func:`revisal.report.save_figure`'s ``values``. Statistical plots use seaborn
+resolution) for :func:`revisal.report.save_figure`'s ``values``. :class:`MapGrid` draws the same
+kind of grid for many images in turn (``python -m revisal explain``): built once, redrawn in place.
+Statistical plots use seaborn
 (:func:`lines_with_bands`); their bands are bootstrap intervals (:mod:`revisal.verdicts`).
 """
 
 from __future__ import annotations
 
+import io
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -182,6 +185,102 @@ def grid(image: np.ndarray | None, rows: Mapping[str, Sequence], columns: Sequen
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     return fig, map_values(rows, columns)
+
+
+class MapGrid:
+    """A grid of maps over one image, built once and redrawn for image after image.
+
+    One row per ``rows`` label, one column per ``columns`` label, a colour bar per row; each panel is
+    map / max |map| over a grey copy of the image, in its row's colour map (:func:`colours`, by the
+    sign of the row's maps), as :func:`grid` draws it. Each panel is one RGB image composited in
+    numpy, (1 − α) · grey + α · colour(map), α = 0.7, on a fixed layout, so a redraw only replaces
+    image data, colour limits and texts: no layout engine, no second draw for a tight bounding box.
+    """
+
+    #: Panel side, gap, margins and colour-bar width, in inches; opacity of the maps.
+    CELL, GAP, LEFT, TOP, BOTTOM, RIGHT, BAR, ALPHA = 1.8, 0.06, 0.3, 0.6, 0.08, 0.9, 0.12, 0.7
+
+    def __init__(self, rows: Sequence[str], columns: Sequence[str], size: int):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+        from matplotlib.figure import Figure
+
+        self.rows, self.columns, self.size = list(rows), list(columns), size
+        n_rows, n_cols = len(self.rows), len(self.columns)
+        width = self.LEFT + n_cols * self.CELL + (n_cols - 1) * self.GAP + self.RIGHT
+        height = self.TOP + n_rows * self.CELL + (n_rows - 1) * self.GAP + self.BOTTOM
+        dpi = float(np.clip(size / self.CELL, 100, DPI))  # a panel shows the map at about its own resolution
+        self.figure = Figure(figsize=(width, height), dpi=dpi, facecolor="white")
+        FigureCanvasAgg(self.figure)
+        blank = np.zeros((size, size, 3), dtype=np.uint8)
+        self.panels, self.bars = [], []
+        for r, label in enumerate(self.rows):
+            bottom = (self.BOTTOM + (n_rows - 1 - r) * (self.CELL + self.GAP)) / height
+            row = []
+            for c, column in enumerate(self.columns):
+                ax = self.figure.add_axes(((self.LEFT + c * (self.CELL + self.GAP)) / width, bottom,
+                                           self.CELL / width, self.CELL / height))
+                ax.set_axis_off()
+                row.append(ax.imshow(blank, interpolation="bilinear"))
+                if r == 0:
+                    ax.text(0.5, 1.03, column, transform=ax.transAxes, ha="center", va="bottom", fontsize=8,
+                            parse_math=False)
+                if c == 0:
+                    ax.text(-0.04, 0.5, label, transform=ax.transAxes, ha="right", va="center", rotation=90,
+                            fontsize=8, parse_math=False)
+            self.panels.append(row)
+            cax = self.figure.add_axes(((width - self.RIGHT + 0.08) / width, bottom + 0.075 * self.CELL / height,
+                                        self.BAR / width, 0.85 * self.CELL / height))
+            mappable = ScalarMappable(Normalize(0.0, 1.0), SEQUENTIAL)
+            bar = self.figure.colorbar(mappable, cax=cax, alpha=self.ALPHA)
+            bar.ax.tick_params(labelsize=6)
+            self.bars.append((mappable, bar))
+        self.title = self.figure.text(0.5, 1 - 0.08 / height, "", ha="center", va="top", fontsize=10,
+                                      parse_math=False)
+
+    def draw(self, image: np.ndarray, maps: np.ndarray, title: str = "",
+             colorbar_label: str = "map / max |map|") -> None:
+        """Show ``maps`` [rows, columns, H, W] (any resolution) over ``image`` [size, size, 3] (in
+        [0, 1] or uint8), under ``title``."""
+        from matplotlib import colormaps
+
+        maps = np.asarray(maps)
+        if maps.ndim != 4 or maps.shape[:2] != (len(self.rows), len(self.columns)):
+            raise ValueError(f"maps: expected [{len(self.rows)}, {len(self.columns)}, H, W] for rows {self.rows} "
+                             f"and columns {self.columns}, got shape {maps.shape}")
+        grey = _grey(image)[..., None]
+        side = (self.size, self.size)
+        if grey.shape[:2] != side:
+            raise ValueError(f"image: expected [{self.size}, {self.size}, 3], got shape {np.shape(image)}")
+        for row, maps_row, (mappable, bar) in zip(self.panels, maps, self.bars):
+            signed = is_signed(list(maps_row))
+            look = colours(signed)
+            cmap = colormaps[look["cmap"]]
+            for panel, heat in zip(row, maps_row):
+                values = (scaled(heat, side) - look["vmin"]) / (look["vmax"] - look["vmin"])
+                rgb = (1 - self.ALPHA) * grey + self.ALPHA * cmap(values)[..., :3]
+                panel.set_data(np.rint(rgb * 255).astype(np.uint8))
+            mappable.set_cmap(cmap)
+            mappable.set_clim(look["vmin"], look["vmax"])
+            bar.set_label(colorbar_label + (" (signed)" if signed else ""), fontsize=6)
+        self.title.set_text(title)
+
+    def png(self) -> bytes:
+        """The figure as PNG bytes (RGB, zlib level 1, no metadata: the same drawing gives the same bytes)."""
+        from PIL import Image
+
+        canvas = self.figure.canvas
+        canvas.draw()
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(buf, format="png", compress_level=1)
+        return buf.getvalue()
+
+    def pdf(self) -> bytes:
+        """The figure as PDF bytes (no creation date: the same drawing gives the same bytes)."""
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="pdf", metadata={"CreationDate": None})
+        return buf.getvalue()
 
 
 def _frame(data):

@@ -37,11 +37,12 @@ def test_efficientnet_lite0_explains_the_cat(tmp_path, photo_dir, capsys):
     the maps and a sidecar that says what they are."""
     out = tmp_path / "out"
     rc = main(["explain", str(photo_dir / "chelsea.png"), "--model", "efficientnet_lite0", "--layers", "blocks.5",
-               "bn2", "--methods", "normgrad", "grad_cam", "--out", str(out), "--no-progress"])
+               "bn2", "--methods", "normgrad", "grad_cam", "--out", str(out), "--no-progress", "--pdf"])
     assert rc == 0
     line = capsys.readouterr().out.strip().splitlines()[0]
     assert "1. tiger cat" in line and line.count(" · ") == 4  # five classes
-    assert {p.name for p in out.iterdir()} == {"chelsea.png", "chelsea.pdf", "chelsea.npy", "chelsea.json"}
+    assert {p.name for p in out.iterdir()} == {"chelsea.png", "chelsea.pdf", "chelsea.npy", "chelsea.json",
+                                              "explanations.csv"}
     meta = json.loads((out / "chelsea.json").read_text())
     assert meta["target"] == {"index": 282, "name": "tiger cat"}
     assert meta["maps"]["methods"] == ["normgrad", "grad_cam"] and meta["maps"]["layers"] == ["blocks.5", "bn2"]
@@ -69,7 +70,7 @@ def test_torchvision_weights_file_folder_batches(tmp_path, photo_dir, capsys):
     out = tmp_path / "out"
     rc = main(["explain", str(photo_dir), "--model", "torchvision:resnet18", "--weights", str(weights),
                "--layers", "", "layer3", "--methods", "gradient", "normgrad", "--batch-size", "2",
-               "--out", str(out), "--no-progress"])
+               "--out", str(out), "--no-progress", "--maps-only"])
     assert rc == 0
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 3  # notes.txt skipped
@@ -155,14 +156,15 @@ def test_user_model_from_module_path(tmp_path, photo_dir, monkeypatch, capsys):
     (["--model", "no_such_module_xyz:build"], "cannot import 'no_such_module_xyz'"),
     (["--model", "efficientnet_lite0", "--layers", "blocks.55"], "not a module of this model"),
     (["--model", "efficientnet_lite0", "--target", "tiger kat"], "did you mean ['tiger cat'"),
-    (["--model", "efficientnet_lite0", "--target", "1000"], "out of range"),
-    (["--model", "efficientnet_lite0", "--methods", "normgrd"], "unknown method 'normgrd'"),
+    (["--model", "explain_fixtures:tiny", "--size", "16", "--target", "3"], "index 3 out of range for 3 classes"),
+    (["--model", "explain_fixtures:tiny", "--size", "16", "--methods", "normgrd"], "unknown method 'normgrd'"),
     (["--model", "efficientnet_lite0", "--weights", "/nonexistent/w.pth"], "is not a file"),
 ])
 def test_bad_arguments_are_named(tmp_path, photo_dir, capsys, argv, message):
     rc = main(["explain", str(photo_dir / "chelsea.png"), "--out", str(tmp_path / "o"), "--no-progress", *argv])
     assert rc == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # refused before anything was written
 
 
 def test_missing_weights_say_how_to_get_them(tmp_path, photo_dir, monkeypatch, capsys):
@@ -216,7 +218,7 @@ def test_timm_model_with_weights_file(tmp_path, photo_dir, capsys):
     assert all(torch.equal(a, b) for a, b in zip(zoo.model.state_dict().values(), model.state_dict().values()))
     rc = main(["explain", str(photo_dir / "chelsea.png"), "--model", "timm:resnet18", "--weights",
                str(tmp_path / "timm_r18.pth"), "--size", "64", "--layers", "layer4", "--methods", "grad_cam",
-               "--out", str(tmp_path / "o"), "--no-progress"])
+               "--out", str(tmp_path / "o"), "--no-progress", "--maps-only"])
     assert rc == 0 and (tmp_path / "o" / "chelsea.npy").is_file()
 
 
