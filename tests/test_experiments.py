@@ -343,3 +343,21 @@ def test_randomization_runner_keeps_maps(small, tmp_path):
     assert out["stages"].tolist() == ["trained", "classifier.3", "features.17"]
     assert out["corr|linear_approx|features.8"].shape == (3, 3)
     assert out["maps|linear_approx|features.8"].shape == (3, 2, 64, 64)
+
+
+def test_randomization_variants_equal_each_variants_own_cascade(small, tmp_path):
+    """Notebook 05 runs one cascade per meta step for all its methods: every variant's correlations
+    and kept maps must be exactly those of the variant's own one-method cascade."""
+    zoo, x = small
+    target = torch.tensor([1, 2, 3, 4])
+    step = revisal.MetaStep(1e-3)
+    variants = {"sNG": ("selective_normgrad", None), "LA": ("linear_approx", None), "Gui": ("guided_backprop", None),
+                "LA + meta": ("linear_approx", step), "sNG + meta": ("selective_normgrad", revisal.MetaStep(1e-3))}
+    kw = dict(blocks=["classifier.3", "features.17"], seed=3, keep_maps=2)
+    got = experiments.randomization_variants(zoo, x[:4], target, variants, "features.8", cache_root=tmp_path, **kw)
+    assert list(got) == list(variants)
+    for name, (method, meta) in variants.items():
+        alone = experiments.randomization(zoo, x[:4], target, [method], ["features.8"], meta=meta, cache_root=None, **kw)
+        assert got[name]["stages"].tolist() == ["trained", "classifier.3", "features.17"]
+        assert np.array_equal(got[name]["corr"], alone[f"corr|{method}|features.8"], equal_nan=True), name
+        assert np.array_equal(got[name]["maps"], alone[f"maps|{method}|features.8"]), name
