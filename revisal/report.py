@@ -19,11 +19,12 @@ from .files import atomic_write, jsonable, project_path
 
 
 def _png_rgb(png: bytes) -> bytes:
-    """Matplotlib writes RGBA; an opaque RGB PNG of the same pixels is about a third smaller."""
+    """Matplotlib writes RGBA; an opaque RGB PNG of the same pixels is about a third smaller.
+    zlib's default level: ``optimize=True`` (level 9) took 3.6× as long for files 2% smaller."""
     from PIL import Image
 
     out = io.BytesIO()
-    Image.open(io.BytesIO(png)).convert("RGB").save(out, format="png", optimize=True)
+    Image.open(io.BytesIO(png)).convert("RGB").save(out, format="png", compress_level=6)
     return out.getvalue()
 
 

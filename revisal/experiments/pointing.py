@@ -84,12 +84,16 @@ class PointingResults:
         keep = self.difficult if subset == "difficult" else np.ones(len(self.class_ids), dtype=bool)
         classes = self.class_ids[keep]
         pairs = np.bincount(classes, minlength=self.num_classes)
-        h = np.asarray(hits).reshape(len(self.class_ids), -1)[keep]  # [kept pairs, columns]
-        # Hits per class and column, counted exactly in integers (a BLAS product would be no more
-        # exact, and its threads stall a bootstrap's thousands of calls on a busy machine).
+        h = np.asarray(hits, dtype=bool).reshape(len(self.class_ids), -1)[keep]  # [kept pairs, columns]
+        # Hits per class and column, counted exactly in integers over the pairs sorted by class (a
+        # BLAS product would be no more exact, and its threads stall a bootstrap's thousands of
+        # calls on a busy machine).
         per_class = np.zeros((self.num_classes, h.shape[1]))
-        for c in np.flatnonzero(pairs):
-            per_class[c] = h[classes == c].sum(0)
+        present = np.flatnonzero(pairs)
+        if len(present):
+            starts = (np.cumsum(pairs) - pairs)[present]
+            by_class = h[np.argsort(classes, kind="stable")].view(np.uint8)
+            per_class[present] = np.add.reduceat(by_class, starts, axis=0, dtype=np.int64)
         accuracy = 100 * (per_class / np.maximum(pairs, 1)[:, None]).mean(0)
         return float(accuracy[0]) if np.ndim(hits) == 1 else accuracy
 
