@@ -70,6 +70,11 @@ def normalize_maps(maps: Tensor, constant: float = 0.0) -> Tensor:
     _check_maps(maps, "maps")
     if isinstance(constant, bool) or not isinstance(constant, numbers.Real):
         raise ValueError(f"constant: expected the number a constant map becomes (e.g. 0.0 or nan), got {constant!r}")
+    return _normalized(maps, constant)
+
+
+def _normalized(maps: Tensor, constant: float = 0.0) -> Tensor:
+    """:func:`normalize_maps` of maps already checked (finite, ``[N, 1, H, W]``)."""
     flat = maps.flatten(1)
     lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
     flat_const = (hi == lo)
@@ -158,7 +163,7 @@ def combine_many(per_layer: Sequence[Tensor], weightings: Sequence[tuple[Sequenc
         raise ValueError(f"per_layer[{j}]: the maps of images {images[:10]} are constant, so they have no min-max "
                          "normalisation (use constant='omit' to leave them out)")
     fill = torch.tensor(float("nan") if constant == "nan" else 0.0, dtype=torch.float64, device=maps[0].device)
-    normalized = [torch.where(flat[:, j, None, None, None].to(m.device), fill, normalize_maps(m))
+    normalized = [torch.where(flat[:, j, None, None, None].to(m.device), fill, _normalized(m))  # checked, then resized
                   for j, m in enumerate(maps)]
     dtype = per_layer[0].dtype if per_layer[0].is_floating_point() else torch.float32
     return [_weighted(normalized, flat, w, mode, constant).to(dtype) for w, mode in checked]
