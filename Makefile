@@ -49,7 +49,11 @@ OUT_05 := fig08_randomization.png fig08b_randomization_curves.png fig13_randomiz
 OUT_06 := fig14_captioning.png fig14b_caption_words.png table_caption_quality.md table_caption_mass.md
 $(foreach n,00 01 02 03 04 05 06,$(eval OUT_$(n) += verdicts_$(n).md))
 STAGES := $(patsubst notebooks/%,%,$(foreach nb,$(NOTEBOOKS),$(firstword $(subst _, ,$(nb)))))
-OUTPUTS := $(foreach n,$(STAGES),$(addprefix $(FIGDIR)/,$(OUT_$(n))))
+# Longest first: under `make -j2 figures` notebook 02 (~60% of the compute) starts at once and the
+# others fill the second core (mini profile, 2 cores: 206 s instead of 226 s in notebook order).
+LONGEST_FIRST := 02 05 04
+ORDERED := $(foreach n,$(LONGEST_FIRST),$(filter $(n),$(STAGES))) $(filter-out $(LONGEST_FIRST),$(STAGES))
+OUTPUTS := $(foreach n,$(ORDERED),$(addprefix $(FIGDIR)/,$(OUT_$(n))))
 
 install: $(RUNTIME_STAMP)
 install-test: $(TEST_STAMP)

@@ -106,7 +106,8 @@ def _resized(per_layer: list[Tensor], size: object) -> tuple[list[Tensor], Tenso
     size = check_size(size)
     maps = [m.double() if tuple(m.shape[-2:]) == size
             else F.interpolate(m.double(), size=size, mode="bilinear", align_corners=False) for m in per_layer]
-    constant = torch.stack([_is_constant(m.double()) | _is_constant(r) for m, r in zip(per_layer, maps)], 1)
+    constant = torch.stack([_is_constant(r) if tuple(m.shape[-2:]) == size else _is_constant(m.double()) | _is_constant(r)
+                            for m, r in zip(per_layer, maps)], 1)  # a map given at `size` is its own resized map
     return maps, constant, size
 
 
