@@ -70,6 +70,11 @@ def normalize_maps(maps: Tensor, constant: float = 0.0) -> Tensor:
     _check_maps(maps, "maps")
     if isinstance(constant, bool) or not isinstance(constant, numbers.Real):
         raise ValueError(f"constant: expected the number a constant map becomes (e.g. 0.0 or nan), got {constant!r}")
+    return _normalized(maps, constant)
+
+
+def _normalized(maps: Tensor, constant: float = 0.0) -> Tensor:
+    """:func:`normalize_maps` of maps already checked (finite, ``[N, 1, H, W]``)."""
     flat = maps.flatten(1)
     lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
     flat_const = (hi == lo)
@@ -101,7 +106,8 @@ def _resized(per_layer: list[Tensor], size: object) -> tuple[list[Tensor], Tenso
     size = check_size(size)
     maps = [m.double() if tuple(m.shape[-2:]) == size
             else F.interpolate(m.double(), size=size, mode="bilinear", align_corners=False) for m in per_layer]
-    constant = torch.stack([_is_constant(m.double()) | _is_constant(r) for m, r in zip(per_layer, maps)], 1)
+    constant = torch.stack([_is_constant(r) if tuple(m.shape[-2:]) == size else _is_constant(m.double()) | _is_constant(r)
+                            for m, r in zip(per_layer, maps)], 1)  # a map given at `size` is its own resized map
     return maps, constant, size
 
 
@@ -135,10 +141,20 @@ def combine(per_layer: Sequence[Tensor], weights: Sequence[float] | Tensor, mode
     Returns:
         ``[N, 1, H, W]`` in the maps' floating dtype (computed in float64).
     """
+    return combine_many(per_layer, [(weights, mode)], size, constant=constant)[0]
+
+
+def combine_many(per_layer: Sequence[Tensor], weightings: Sequence[tuple[Sequence[float] | Tensor, str]],
+                 size: tuple[int, int] | int | None = None, *, constant: ConstantRule = "omit") -> list[Tensor]:
+    """:func:`combine` of the same maps under several ``(weights, mode)`` pairs: the maps are
+    checked, resized and normalised once, then weighted once per pair. Each result equals
+    ``combine(per_layer, weights, mode, size, constant=constant)`` bit for bit."""
     per_layer = _check_layers(per_layer)
-    w = _check_weights(weights, len(per_layer))
-    if mode not in ("sum", "product"):
-        raise ValueError(f"mode: expected 'sum' or 'product', got {mode!r}")
+    checked = []
+    for weights, mode in weightings:
+        if mode not in ("sum", "product"):
+            raise ValueError(f"mode: expected 'sum' or 'product', got {mode!r}")
+        checked.append((_check_weights(weights, len(per_layer)), mode))
     if constant not in CONSTANT_RULES:
         raise ValueError(f"constant: expected one of {CONSTANT_RULES}, got {constant!r}")
     maps, flat, size = _resized(per_layer, size)
@@ -147,22 +163,28 @@ def combine(per_layer: Sequence[Tensor], weights: Sequence[float] | Tensor, mode
         images = torch.nonzero(flat[:, j])[:, 0].tolist()
         raise ValueError(f"per_layer[{j}]: the maps of images {images[:10]} are constant, so they have no min-max "
                          "normalisation (use constant='omit' to leave them out)")
-    gamma = w.to(maps[0].device)[None, :].expand(len(flat), -1)  # [N, J]
+    fill = torch.tensor(float("nan") if constant == "nan" else 0.0, dtype=torch.float64, device=maps[0].device)
+    normalized = [torch.where(flat[:, j, None, None, None].to(m.device), fill, _normalized(m))  # checked, then resized
+                  for j, m in enumerate(maps)]
+    dtype = per_layer[0].dtype if per_layer[0].is_floating_point() else torch.float32
+    return [_weighted(normalized, flat, w, mode, constant).to(dtype) for w, mode in checked]
+
+
+def _weighted(normalized: list[Tensor], flat: Tensor, w: Tensor, mode: str, constant: ConstantRule) -> Tensor:
+    """``Σ_j w_j m_j`` or ``Π_j m_j^{w_j}`` of the normalised maps, with ``w`` renormalised per image
+    over its non-constant maps under ``constant="omit"`` (float64)."""
+    gamma = w.to(normalized[0].device)[None, :].expand(len(flat), -1)  # [N, J]
     if constant == "omit":
         gamma = gamma * (~flat.to(gamma.device))
     total = gamma.sum(1, keepdim=True)
     gamma = gamma / torch.where(total > 0, total, torch.ones_like(total))  # an image with every map constant: all 0
-    fill = torch.tensor(float("nan") if constant == "nan" else 0.0, dtype=torch.float64, device=maps[0].device)
-    normalized = [torch.where(flat[:, j, None, None, None].to(m.device), fill, normalize_maps(m))
-                  for j, m in enumerate(maps)]
-    g = [gamma[:, j, None, None, None] for j in range(len(maps))]
+    g = [gamma[:, j, None, None, None] for j in range(len(normalized))]
     if mode == "sum":
-        out = sum(gj * m for gj, m in zip(g, normalized))
-    else:
-        out = torch.ones_like(normalized[0])
-        for gj, m in zip(g, normalized):
-            out = out * m.pow(gj)  # 0^0 = 1: an omitted map is the product's neutral element
-    return out.to(per_layer[0].dtype if per_layer[0].is_floating_point() else torch.float32)
+        return sum(gj * m for gj, m in zip(g, normalized))
+    out = torch.ones_like(normalized[0])
+    for gj, m in zip(g, normalized):
+        out = out * m.pow(gj)  # 0^0 = 1: an omitted map is the product's neutral element
+    return out
 
 
 def _check_weights(weights: object, count: int) -> Tensor:

@@ -1,6 +1,7 @@
 """Train the mini models on the synthetic testbed (multi-label, BCE, as the paper's VOC fine-tuning).
 
     python -m revisal.train                  # both models; also: make models
+    python -m revisal.train --model mini_resnet --ship-epochs   # also: make epoch-weights
     python -m revisal.train --help
 
 Deterministic given ``--seed`` (and the thread count): the data order, augmentation and
@@ -8,6 +9,11 @@ initialisation all come from seeded generators and deterministic algorithms. A c
 per epoch under ``<out>/<model>/epoch_NN.pt`` (the meta-saliency notebook follows training
 dynamics); ``manifest.json`` beside them records each file's sha256, the loss and validation mAP per
 epoch, the test mAP of the last epoch, parameter count and wall time.
+
+``--ship-epochs`` also writes every epoch in float16 to ``revisal/weights/<model>_epochs/``
+(:func:`ship_epochs`): notebook 04 follows meta-saliency over training on these instead of training
+a model per run, so ``make figures`` never trains and its Figs. 10 and 11 do not depend on the CPU
+that runs it (training reproduces bit for bit only on the same CPU and thread count).
 """
 
 from __future__ import annotations
@@ -159,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--install", action="store_true",
                    help="copy the final checkpoint into revisal/weights/ (what `models.load(name)` uses)")
+    p.add_argument("--ship-epochs", action="store_true",
+                   help="write every epoch in float16 to revisal/weights/<model>_epochs/ (notebook 04's dynamics)")
     args = p.parse_args(argv)
     for name in args.model:
         config = TrainConfig(
@@ -166,7 +174,10 @@ def main(argv: list[str] | None = None) -> None:
             train_size=args.train_size, val_size=args.val_size, test_size=args.test_size,
             image_size=args.image_size, seed=args.seed, threads=args.threads, out=args.out,
         )
-        finish(train(config, progress=not args.quiet), args.install)
+        manifest = train(config, progress=not args.quiet)
+        finish(manifest, args.install)
+        if args.ship_epochs:
+            ship_epochs(manifest)
 
 
 def finish(manifest: dict, install_it: bool) -> None:
@@ -189,6 +200,35 @@ def install(manifest: dict, checkpoint: Path) -> None:
     summary.update({k: v for k, v in manifest["epochs"][-1].items() if k not in ("epoch", "file")})
     atomic_write(WEIGHTS_DIR / f"{name}.json", json.dumps(summary, indent=2) + "\n")
     print(f"{name}: installed {checkpoint} as {WEIGHTS_DIR / (name + '.pt')}")
+
+
+def shipped_epochs_dir(name: str) -> Path:
+    """Where :func:`ship_epochs` writes a model's per-epoch checkpoints: ``revisal/weights/<model>_epochs``."""
+    return WEIGHTS_DIR / f"{name}_epochs"
+
+
+def ship_epochs(manifest: dict, dtype: torch.dtype = torch.float16) -> Path:
+    """Copy every epoch of a training run into :func:`shipped_epochs_dir`, floating tensors cast to
+    ``dtype`` (float16 halves the size; the cast is deterministic, so the same run gives the same
+    bytes), with a ``manifest.json`` as the run's (config, per-epoch sha256 of the shipped files)
+    that :func:`revisal.models.load` verifies each file against."""
+    config = manifest["config"]
+    source = project_path(config["out"]) / config["model"]
+    folder = shipped_epochs_dir(config["model"])
+    epochs = []
+    for entry in manifest["epochs"]:
+        saved = torch.load(source / entry["file"], map_location="cpu", weights_only=True)
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in saved["state_dict"].items()}
+        digest = _save({"model": config["model"], "epoch": entry["epoch"], "state_dict": state},
+                       folder / entry["file"])
+        epochs.append({**entry, "sha256": digest, "trained_sha256": entry["sha256"]})
+    shipped = {"config": {k: v for k, v in config.items() if k != "out"},  # the same bytes wherever it trained
+               **{k: v for k, v in manifest.items() if k not in ("config", "epochs", "train_seconds")},
+               "dtype": str(dtype).removeprefix("torch."), "epochs": epochs}
+    atomic_write(folder / "manifest.json", json.dumps(shipped, indent=2) + "\n")
+    size = sum((folder / e["file"]).stat().st_size for e in epochs)
+    print(f"{config['model']}: {len(epochs)} epochs in {dtype} written to {folder} ({size / 2**20:.1f} MiB)")
+    return folder
 
 
 if __name__ == "__main__":

@@ -144,3 +144,25 @@ def test_combine_does_not_depend_on_the_batch():
     whole = combine(per_layer, [2, 1], "product", size=(9, 8))
     one_by_one = torch.cat([combine([m[n:n + 1] for m in per_layer], [2, 1], "product", size=(9, 8)) for n in range(4)])
     torch.testing.assert_close(whole, one_by_one, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("constant", ["omit", "nan"])
+def test_combine_many_equals_combine_for_each_weighting_bit_for_bit(constant):
+    """The pointing game normalises a method's maps once for all its weightings: each result must
+    be exactly ``combine``'s, float32 maps (as the pointing game's) and a constant map included."""
+    from revisal.combine import combine_many
+
+    per_layer = [m.float() for m in _with_a_constant_map()]
+    weightings = [([1.0, 2.0, 3.0], "sum"), ([0.2, 0.0, 0.7], "product"), (torch.tensor([3.0, 1.0, 1.0]), "product"),
+                  (np.array([1, 1, 1]), "sum")]
+    got = combine_many(per_layer, weightings, size=(9, 7), constant=constant)
+    assert len(got) == len(weightings)
+    for out, (w, mode) in zip(got, weightings):
+        want = combine(per_layer, w, mode, size=(9, 7), constant=constant)
+        assert out.dtype == want.dtype == torch.float32
+        assert torch.equal(torch.nan_to_num(out, nan=-1.0), torch.nan_to_num(want, nan=-1.0))
+    with pytest.raises(ValueError, match="^mode: "):
+        combine_many(per_layer, [([1, 1, 1], "sum"), ([1, 1, 1], "mean")])
+    with pytest.raises(ValueError, match="^weights: "):
+        combine_many(per_layer, [([1, 1], "sum")])
+    assert combine_many(per_layer, []) == []

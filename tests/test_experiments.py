@@ -74,6 +74,55 @@ def test_pointing_runner_scores_match_direct_computation(setup):
     assert res.best_combination("linear_approx")[0].startswith(("+", "×"))
 
 
+def test_combination_columns_are_the_combined_maps_maxima(setup):
+    """Every combination column's stored point is the maximum of ``revisal.combine`` of the pair's
+    resized non-input maps with that weighting (same batch of 8, so the same maps bit for bit), and
+    its hit is the pointing rule at that point."""
+    zoo, source, weights = setup
+    res = run(setup, None)
+    first = source.pairs()[:8]
+    inputs, masks, sizes = source.load(first)
+    maps = revisal.saliency(zoo.model, inputs, revisal.objectives.PointingObjective([p.class_id for p in first]),
+                            zoo.layers, METHODS)
+    combined = [layer for layer in zoo.layers if layer]
+    for mi, method in enumerate(METHODS):
+        resized = [torch.nn.functional.interpolate(maps[method, layer].float(), size=sizes[0], mode="bilinear",
+                                                   align_corners=False) for layer in combined]
+        for ci, column in enumerate(res.columns[len(res.layers):], start=len(res.layers)):
+            mode, kind = ("sum" if column[0] == "+" else "product"), column[1:]
+            m = revisal.combine(resized, np.asarray(weights[kind])[[i for i, l in enumerate(zoo.layers) if l]], mode,
+                                size=sizes[0])
+            flat = m.flatten(1).argmax(1)
+            for k in range(len(first)):
+                x, y = int(flat[k] % m.shape[-1]), int(flat[k] // m.shape[-1])
+                assert tuple(res.points[k, mi, ci]) == (x, y), (k, method, column)
+                assert res.hits[k, mi, ci] == revisal.metrics.is_hit(masks[k], (x, y), source.tolerance)
+
+
+def test_accuracies_are_the_mean_of_per_class_hit_rates():
+    """``accuracy_table`` against a loop over classes (absent classes count 0, as TorchRay), all
+    pairs and the difficult subset, on random hits; and ``take`` keeps every per-pair array."""
+    rng = np.random.default_rng(0)
+    pairs, methods, columns = 57, 3, 4
+    res = experiments.PointingResults(
+        [f"m{i}" for i in range(methods)], [f"c{i}" for i in range(columns)], ["c0", "c1"],
+        rng.random((pairs, methods, columns)) < 0.6, rng.integers(0, 6, pairs), rng.random(pairs) < 0.4,
+        rng.random(pairs) < 0.3, num_classes=7, tolerance=1.0,
+        points=rng.integers(0, 9, (pairs, methods, columns, 2)), images=np.array([f"im{i}" for i in range(pairs)]))
+    for subset in ("all", "difficult"):
+        keep = res.difficult if subset == "difficult" else np.ones(pairs, dtype=bool)
+        want = np.zeros((methods, columns))
+        for c in range(7):
+            rows = keep & (res.class_ids == c)
+            if rows.any():
+                want += res.hits[rows].sum(0) / rows.sum()
+        np.testing.assert_allclose(res.accuracy_table(subset), 100 * want / 7, rtol=1e-13)
+    index = rng.integers(0, pairs, pairs)
+    taken = res.take(index)
+    for name in ("hits", "class_ids", "difficult", "center", "points", "images"):
+        assert np.array_equal(getattr(taken, name), getattr(res, name)[index]), name
+
+
 def test_cache_reused_resumed_and_verified(setup, tmp_path, monkeypatch):
     uninterrupted = run(setup, None)
     computed = []
@@ -294,3 +343,21 @@ def test_randomization_runner_keeps_maps(small, tmp_path):
     assert out["stages"].tolist() == ["trained", "classifier.3", "features.17"]
     assert out["corr|linear_approx|features.8"].shape == (3, 3)
     assert out["maps|linear_approx|features.8"].shape == (3, 2, 64, 64)
+
+
+def test_randomization_variants_equal_each_variants_own_cascade(small, tmp_path):
+    """Notebook 05 runs one cascade per meta step for all its methods: every variant's correlations
+    and kept maps must be exactly those of the variant's own one-method cascade."""
+    zoo, x = small
+    target = torch.tensor([1, 2, 3, 4])
+    step = revisal.MetaStep(1e-3)
+    variants = {"sNG": ("selective_normgrad", None), "LA": ("linear_approx", None), "Gui": ("guided_backprop", None),
+                "LA + meta": ("linear_approx", step), "sNG + meta": ("selective_normgrad", revisal.MetaStep(1e-3))}
+    kw = dict(blocks=["classifier.3", "features.17"], seed=3, keep_maps=2)
+    got = experiments.randomization_variants(zoo, x[:4], target, variants, "features.8", cache_root=tmp_path, **kw)
+    assert list(got) == list(variants)
+    for name, (method, meta) in variants.items():
+        alone = experiments.randomization(zoo, x[:4], target, [method], ["features.8"], meta=meta, cache_root=None, **kw)
+        assert got[name]["stages"].tolist() == ["trained", "classifier.3", "features.17"]
+        assert np.array_equal(got[name]["corr"], alone[f"corr|{method}|features.8"], equal_nan=True), name
+        assert np.array_equal(got[name]["maps"], alone[f"maps|{method}|features.8"]), name

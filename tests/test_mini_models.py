@@ -75,6 +75,53 @@ def test_training_is_deterministic(tmp_path):
         load("mini_resnet", checkpoint=tmp_path / "a" / "mini_resnet" / "epoch_01.pt")
 
 
+def test_shipped_epochs_are_the_runs_epochs_in_float16(tmp_path, monkeypatch):
+    """``--ship-epochs`` writes every epoch of a run, each tensor the float16 rounding of the run's,
+    with a manifest that ``load`` verifies; the dynamics then take them instead of training."""
+    from revisal.experiments import resolve
+
+    cfg = training.TrainConfig(model="mini_resnet", epochs=2, batch_size=16, train_size=64, val_size=32, test_size=32,
+                               threads=1, out=str(tmp_path / "run"))
+    manifest = training.train(cfg, progress=False)
+    monkeypatch.setattr(training, "WEIGHTS_DIR", tmp_path / "weights")
+    folder = training.ship_epochs(manifest)
+    assert folder == tmp_path / "weights" / "mini_resnet_epochs"
+    for entry in manifest["epochs"]:
+        trained = torch.load(tmp_path / "run" / "mini_resnet" / entry["file"], weights_only=True)["state_dict"]
+        shipped = torch.load(folder / entry["file"], weights_only=True)["state_dict"]
+        assert shipped.keys() == trained.keys()
+        for k, v in trained.items():
+            want = v.half() if v.is_floating_point() else v
+            assert shipped[k].dtype == want.dtype and torch.equal(shipped[k], want), k
+        zoo = load("mini_resnet", checkpoint=folder / entry["file"])  # verified against the shipped manifest
+        assert all(p.dtype == torch.float32 for p in zoo.model.parameters())
+        assert torch.equal(zoo.model.state_dict()["fc.weight"], trained["fc.weight"].half().float())
+    again = training.ship_epochs(manifest)  # the same run gives the same bytes
+    assert [training.digest_bytes((again / e["file"]).read_bytes()) for e in manifest["epochs"]] == \
+        [e["sha256"] for e in json.loads((folder / "manifest.json").read_text())["epochs"]]
+    monkeypatch.setattr(training, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    overrides = {k: v for k, v in cfg.__dict__.items() if k not in ("model", "out")}
+    assert resolve.training_checkpoints("mini_resnet", {"train": overrides}) == \
+        [folder / e["file"] for e in manifest["epochs"]]
+
+
+def test_dynamics_follow_the_shipped_epochs_without_training(monkeypatch):
+    """Notebook 04's default config (no ``train`` overrides) resolves to the committed per-epoch
+    checkpoints: ``make figures`` trains nothing, and every CPU explains the same weights."""
+    from revisal.experiments import resolve
+
+    monkeypatch.setattr(training, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    checkpoints = resolve.training_checkpoints("mini_resnet", {"train": None})
+    folder = training.shipped_epochs_dir("mini_resnet")
+    assert checkpoints == [folder / f"epoch_{e:02d}.pt" for e in range(1, training.DEFAULT_EPOCHS["mini_resnet"] + 1)]
+    shipped = json.loads((folder / "manifest.json").read_text())
+    default = training.TrainConfig(model="mini_resnet", epochs=training.DEFAULT_EPOCHS["mini_resnet"])
+    assert shipped["dtype"] == "float16" and shipped["config"] == {k: v for k, v in default.__dict__.items() if k != "out"}
+    for path in checkpoints:
+        load("mini_resnet", checkpoint=path)  # each file matches its sha256
+    assert sum(p.stat().st_size for p in checkpoints) < 4 * 2**20
+
+
 def test_train_help_documents_the_knobs(capsys):
     with pytest.raises(SystemExit):
         training.main(["--help"])

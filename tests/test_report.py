@@ -118,3 +118,27 @@ def test_show_map_marks_the_maximum_and_outlines_a_mask():
     assert (x[0], y[0]) == (5, 2)
     assert ax.collections  # the contour
     plt.close(fig)
+
+
+def test_png_pixels_are_matplotlibs_and_values_csv_is_the_tables(tmp_path):
+    """The saved PNG is matplotlib's own PNG of the figure, made opaque RGB, pixel for pixel (the
+    intermediate PNG is written uncompressed for speed); the values CSV is ``table_text``'s CSV."""
+    import io
+
+    from PIL import Image
+
+    def figure():
+        fig, ax = plt.subplots(figsize=(2, 1.5))
+        ax.imshow(np.arange(64.0).reshape(8, 8))
+        ax.set_title("t")
+        return fig
+
+    values = [{"row": "a", "x": 0, "value": 0.125}, {"row": "b", "x": 1, "value": 1 / 3}]
+    report.save_figure(figure(), "f", out_dir=tmp_path, profile="mini", parameters={}, values=values)
+    buf = io.BytesIO()
+    figure().savefig(buf, format="png", dpi=150, bbox_inches="tight", facecolor="white")
+    want = np.asarray(Image.open(buf).convert("RGB"))
+    got = np.asarray(Image.open(tmp_path / "f.png"))
+    assert got.shape == want.shape and np.array_equal(got, want)
+    assert (tmp_path / "f.csv").read_text() == report.table_text(values)["csv"]
+    plt.close("all")

@@ -6,7 +6,7 @@ re-run at no cost. ``python -m revisal.experiments --help`` runs them from a she
 """
 
 from .analyses import (class_sensitivity, identity_trick, meta_dynamics, published_pointing, randomization,
-                       weights_for_layers)
+                       randomization_variants, weights_for_layers)
 from .cache import CACHE_ROOT, IncompleteRun, RunCache, code_version, parse_shard, weights_checksum
 from .captioning import explain_captions, mass_check
 from .composites import side_by_side_selectivity
@@ -37,5 +37,5 @@ __all__ = [
     "INPUT_SMOOTHING", "TABLE3_METHODS", "TestbedSource", "WEIGHT_KINDS", "acceptance_region", "check_parameters",
     "class_sensitivity",
     "code_version", "explain_captions", "identity_trick", "mass_check", "meta_dynamics", "parse_shard",
-    "pointing_game", "published_pointing", "randomization", "side_by_side_selectivity", "testbed_source", "weight_sample", "weights_checksum", "weights_for_layers",
+    "pointing_game", "published_pointing", "randomization", "randomization_variants", "side_by_side_selectivity", "testbed_source", "weight_sample", "weights_checksum", "weights_for_layers",
 ]

@@ -6,7 +6,7 @@ into parts of images so a killed run resumes."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from torch import Tensor
@@ -190,4 +190,31 @@ def randomization(zoo, images: Tensor, target: Tensor, methods: Sequence[str], l
             out[f"maps{SEP}{m}{SEP}{l}"] = np.stack(
                 [s.resized(tuple(images.shape[-2:]))[m, l][:keep_maps, 0].cpu().numpy() for s in result.maps])
     cache.save(0, out)
+    return out
+
+
+def randomization_variants(zoo, images: Tensor, target: Tensor, variants: Mapping[str, tuple[str, object]],
+                           layer: str, **kwargs) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`randomization` of named ``(method, meta)`` variants at one layer, one cascade per
+    distinct meta step (``None`` or a :class:`revisal.MetaStep`) for all of its methods: methods
+    that share a backward rule (and meta step) then share every forward, backward and inner SGD
+    step, and each map is the one its method's own cascade gives. Other arguments go to
+    :func:`randomization`.
+
+    Returns:
+        ``{variant: {"stages", "corr" [stages, N], "maps" [stages, keep, H, W] (with keep_maps)}}``.
+    """
+    steps: dict[object, list[str]] = {}
+    for method, meta in variants.values():
+        steps.setdefault(meta, [])
+        if method not in steps[meta]:
+            steps[meta].append(method)
+    runs = {meta: randomization(zoo, images, target, methods, [layer], meta=meta, **kwargs)
+            for meta, methods in steps.items()}
+    out = {}
+    for name, (method, meta) in variants.items():
+        run = runs[meta]
+        out[name] = {"stages": run["stages"], "corr": run[f"corr{SEP}{method}{SEP}{layer}"]}
+        if f"maps{SEP}{method}{SEP}{layer}" in run:
+            out[name]["maps"] = run[f"maps{SEP}{method}{SEP}{layer}"]
     return out

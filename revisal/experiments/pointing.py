@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 
-from ..combine import combine
+from ..combine import combine_many
 from ..engine import saliency
 from ..methods import resolve_methods
 from ..metrics.pointing import gaussian_smooth, is_hit, maxima
@@ -84,20 +84,28 @@ class PointingResults:
         keep = self.difficult if subset == "difficult" else np.ones(len(self.class_ids), dtype=bool)
         classes = self.class_ids[keep]
         pairs = np.bincount(classes, minlength=self.num_classes)
-        h = np.asarray(hits).reshape(len(self.class_ids), -1)[keep].astype(np.float64)  # [kept pairs, columns]
-        onehot = np.zeros((self.num_classes, len(classes)))
-        onehot[classes, np.arange(len(classes))] = 1
-        per_class = onehot @ h  # hits per class and column
+        h = np.asarray(hits, dtype=bool).reshape(len(self.class_ids), -1)[keep]  # [kept pairs, columns]
+        # Hits per class and column, counted exactly in integers over the pairs sorted by class (a
+        # BLAS product would be no more exact, and its threads stall a bootstrap's thousands of
+        # calls on a busy machine).
+        per_class = np.zeros((self.num_classes, h.shape[1]))
+        present = np.flatnonzero(pairs)
+        if len(present):
+            starts = (np.cumsum(pairs) - pairs)[present]
+            by_class = h[np.argsort(classes, kind="stable")].view(np.uint8)
+            per_class[present] = np.add.reduceat(by_class, starts, axis=0, dtype=np.int64)
         accuracy = 100 * (per_class / np.maximum(pairs, 1)[:, None]).mean(0)
         return float(accuracy[0]) if np.ndim(hits) == 1 else accuracy
 
     def take(self, index) -> "PointingResults":
         """The results of pairs ``index`` (a bootstrap resample: :func:`revisal.verdicts.bootstrap`)."""
         index = np.asarray(index)
-        return replace(self, hits=self.hits[index], class_ids=self.class_ids[index],
-                       difficult=self.difficult[index], center=self.center[index],
-                       points=None if self.points is None else self.points[index],
-                       images=None if self.images is None else self.images[index])
+
+        def rows(a):  # np.take along axis 0: the same rows as a[index], ~20× faster on the 4-D points
+            return None if a is None else np.take(a, index, axis=0)
+
+        return replace(self, hits=rows(self.hits), class_ids=rows(self.class_ids), difficult=rows(self.difficult),
+                       center=rows(self.center), points=rows(self.points), images=rows(self.images))
 
     def __len__(self) -> int:
         return self.pairs
@@ -303,24 +311,38 @@ class _Run:
             inputs, masks, sizes = self.source.load(group)
             maps = self.maps(inputs, group)
             size = sizes[0]
-            regions = [acceptance_region(m, self.source.tolerance) for m in masks]
+            regions = torch.stack([acceptance_region(m, self.source.tolerance) for m in masks])  # [B, H, W]
             for b, mask in enumerate(masks):
                 center[k + b] = is_hit(mask, (size[1] / 2, size[0] / 2), self.source.tolerance)
+            rows = torch.arange(len(group))[None, :]
             for mi, method in enumerate(self.methods):
                 resized = {layer: F.interpolate(maps[method, layer].float().cpu(), size=size, mode="bilinear",
                                                 align_corners=False) for layer in self.layers}
                 candidates = [gaussian_smooth(resized[layer], self.smooth * max(size)) if layer == INPUT_LAYER
                               else resized[layer] for layer in self.layers]
-                candidates += [combine([resized[layer] for layer in self.combined], w, mode, size=size).float()
-                               for _, mode, w in self.combos]
-                for ci, m in enumerate(candidates):
-                    xs, ys = maxima(m, f"{method} maps at {columns[ci]}")
-                    points[k:k + len(group), mi, ci, 0], points[k:k + len(group), mi, ci, 1] = xs.numpy(), ys.numpy()
-                    for b, region in enumerate(regions):
-                        hits[k + b, mi, ci] = bool(region[ys[b], xs[b]])
+                if self.combos:  # the combined layers resized and normalised once for every weighting
+                    candidates += [c.float() for c in combine_many([resized[layer] for layer in self.combined],
+                                                                   [(w, mode) for _, mode, w in self.combos],
+                                                                   size=size)]
+                xs, ys = _maxima(candidates, [f"{method} maps at {column}" for column in columns])  # [columns, B]
+                points[k:k + len(group), mi, :, 0], points[k:k + len(group), mi, :, 1] = xs.T.numpy(), ys.T.numpy()
+                hits[k:k + len(group), mi, :] = regions[rows, ys, xs].T.numpy()
             k += len(group)
             bar.update(len(group))
             bar.set_postfix(pairs_s=f"{bar.n / max(time.perf_counter() - start, 1e-9):.1f}", refresh=False)
         return {"hits": hits, "points": points, "class_ids": np.array([p.class_id for p in pairs]),
                 "difficult": np.array([p.difficult for p in pairs]), "center": center,
                 "images": np.array([self.source.image_id(p) for p in pairs])}
+
+
+def _maxima(candidates: list[Tensor], names: list[str]) -> tuple[Tensor, Tensor]:
+    """:func:`revisal.metrics.pointing.maxima` of K same-shaped ``[B, 1, H, W]`` batches at once:
+    x and y ``[K, B]``; a batch holding NaN or ±Inf is refused by ``maxima`` under its name."""
+    stacked = torch.stack(candidates)  # [K, B, 1, H, W]
+    finite = torch.isfinite(stacked).flatten(1).all(1)
+    if not bool(finite.all()):
+        k = int(torch.nonzero(~finite)[0])
+        maxima(candidates[k], names[k])  # raises, naming the column
+    flat = stacked.flatten(2).argmax(2)
+    width = stacked.shape[-1]
+    return flat % width, flat // width

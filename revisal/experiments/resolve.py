@@ -126,18 +126,21 @@ def image_set(zoo: ZooModel, params: Params, n: int, dataset: str | None = None)
 
 
 def training_checkpoints(name: str, params: Params, progress: bool = True) -> list[Path]:
-    """Per-epoch checkpoints of a mini model (meta-saliency dynamics, Figs. 10, 11): those of
-    ``make models`` when present and matching the requested config, otherwise trained now."""
-    from ..train import DEFAULT_EPOCHS, TrainConfig, train
+    """Per-epoch checkpoints of a mini model (meta-saliency dynamics, Figs. 10, 11): the shipped
+    ones (``revisal/weights/<name>_epochs/``, :func:`revisal.train.ship_epochs`) when the requested
+    training config is theirs, else those of ``make models`` when present and matching, otherwise
+    trained now (e.g. the smoke profile's tiny run)."""
+    from ..train import DEFAULT_EPOCHS, TrainConfig, shipped_epochs_dir, train
 
     overrides = dict(params.get("train") or {})
     config = TrainConfig(model=name, epochs=overrides.pop("epochs", DEFAULT_EPOCHS[name]),
                          out=overrides.pop("out", "data/models"), **overrides)
-    folder = project_path(config.out) / name
-    manifest_path = folder / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
     wanted = {k: v for k, v in config.__dict__.items() if k != "out"}
-    if manifest is None or {k: manifest["config"].get(k) for k in wanted} != wanted or not all(
-            (folder / e["file"]).is_file() for e in manifest["epochs"]):
-        manifest = train(config, progress=progress)
-    return [folder / e["file"] for e in manifest["epochs"]]
+    for folder in (shipped_epochs_dir(name), project_path(config.out) / name):
+        manifest_path = folder / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
+        if manifest is not None and {k: manifest["config"].get(k) for k in wanted} == wanted and all(
+                (folder / e["file"]).is_file() for e in manifest["epochs"]):
+            return [folder / e["file"] for e in manifest["epochs"]]
+    manifest = train(config, progress=progress)
+    return [project_path(config.out) / name / e["file"] for e in manifest["epochs"]]
