@@ -5,9 +5,14 @@ one more test item reads the outputs nbval collected from that notebook's kernel
 execution) and checks that a reader sees what the notebook saved: every cell that saves a figure
 displays it inline as a PNG, and no progress bar spills onto stderr as text (tqdm renders as a
 widget in a kernel).
+
+``pytest --shuffle SEED`` runs the tests in a seeded random order (a notebook's cells stay together
+and in order, as a kernel needs them): the suite must pass in any order, and this is how to check.
 """
 
 from __future__ import annotations
+
+import random
 
 import pytest
 
@@ -45,10 +50,33 @@ class NotebookDisplays(pytest.Item):
         return self.path, 0, f"{self.parent.name}::figures shown inline"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--shuffle", metavar="SEED", type=int, default=None,
+                     help="run the tests in an order drawn with this seed (each notebook's cells stay in order)")
+
+
+def shuffled(items: list, seed: int, is_cell) -> list:
+    """``items`` in a seeded random order, each notebook's cells (``is_cell``) one block in their own order."""
+    blocks: list[list] = []
+    for item in items:
+        if is_cell(item) and blocks and is_cell(blocks[-1][0]) and blocks[-1][0].parent is item.parent:
+            blocks[-1].append(item)
+        else:
+            blocks.append([item])
+    random.Random(seed).shuffle(blocks)
+    return [item for block in blocks for item in block]
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session, config, items):
     try:
         from nbval.plugin import IPyNbCell
     except ImportError:  # nbval not installed: no notebook items either
+        IPyNbCell = ()
+    seed = config.getoption("--shuffle")
+    if seed is not None:
+        items[:] = shuffled(items, seed, lambda item: isinstance(item, IPyNbCell))
+    if not IPyNbCell:
         return
     out = []
     for i, item in enumerate(items):
