@@ -32,6 +32,7 @@ from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 
 from .data import testbed
 from .data.transforms import TESTBED_NORMALIZE
+from .determinism import deterministic
 from .files import atomic_write, digest_bytes, project_path
 from .metrics import mean_average_precision
 from .models.mini import build, export
@@ -84,9 +85,11 @@ def _save(state: dict, path: Path) -> str:
 
 def train(config: TrainConfig, progress: bool = True) -> dict:
     """Train one mini model; returns the manifest (also written to ``<out>/<model>/manifest.json``)."""
-    torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    torch.use_deterministic_algorithms(True)
+    with deterministic(config.seed, config.threads):
+        return _train(config, progress)
+
+
+def _train(config: TrainConfig, progress: bool) -> dict:
     train_set = testbed.load("train", config.train_size, config.image_size, progress=progress)
     val_set = testbed.load("val", config.val_size, config.image_size, progress=progress)
     test_set = testbed.load("test", config.test_size, config.image_size, progress=progress)
@@ -115,7 +118,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             seen += len(idx)
             if b % 20 == 0:
                 bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen / (time.perf_counter() - tick):.0f}", refresh=False)

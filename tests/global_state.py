@@ -15,8 +15,9 @@ import torch.nn.modules.module as nn_module
 from torch.overrides import _get_current_function_mode_stack
 from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 
-# pytest rewrites this one per phase of every test; it is not the test's doing.
-_PYTEST_OWN = frozenset({"PYTEST_CURRENT_TEST"})
+# Not a test's doing: pytest rewrites the first per phase of every test; scikit-learn sets the KMP
+# pair when first imported (by nltk, say), once per process, whichever test imports it first.
+_NOT_THE_TESTS = frozenset({"PYTEST_CURRENT_TEST", "KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK"})
 
 _HOOK_DICTS = sorted(n for n in dir(nn_module) if n.startswith("_global_") and n.endswith(("hooks", "called")))
 
@@ -54,7 +55,7 @@ def snapshot() -> dict[str, object]:
         state[f"torch.nn.modules.module.{name}"] = dict(getattr(nn_module, name))
     for name, registry in _registries().items():
         state[name] = dict(registry)
-    state["os.environ"] = {k: v for k, v in os.environ.items() if k not in _PYTEST_OWN}
+    state["os.environ"] = {k: v for k, v in os.environ.items() if k not in _NOT_THE_TESTS}
     state["os.getcwd()"] = os.getcwd()
     return state
 
@@ -95,7 +96,7 @@ def restore(before: dict[str, object]) -> None:
     for name, registry in _registries().items():
         registry.clear()
         registry.update(before[name])
-    environ = {k: v for k, v in os.environ.items() if k not in _PYTEST_OWN}
+    environ = {k: v for k, v in os.environ.items() if k not in _NOT_THE_TESTS}
     if environ != before["os.environ"]:
         for key in environ.keys() - before["os.environ"].keys():
             del os.environ[key]

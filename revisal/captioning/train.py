@@ -32,6 +32,7 @@ from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 
 from ..data import testbed
 from ..data.transforms import TESTBED_NORMALIZE
+from ..determinism import deterministic
 from ..files import atomic_write, project_path
 from ..metrics.text import caption_scores
 from ..models.zoo import WEIGHTS_DIR, load_verified_checkpoint
@@ -78,9 +79,11 @@ def evaluate(captioner: Captioner, split: testbed.TestbedSplit, batch_size: int 
 
 def train_captioner(config: CaptionerConfig, progress: bool = True) -> dict:
     """Train the captioner; returns the manifest (also ``<out>/captioner/manifest.json``)."""
-    torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    torch.use_deterministic_algorithms(True)
+    with deterministic(config.seed, config.threads):
+        return _train_captioner(config, progress)
+
+
+def _train_captioner(config: CaptionerConfig, progress: bool) -> dict:
     train_set = testbed.load("train", config.train_size, config.image_size, progress=progress)
     val_set = testbed.load("val", config.val_size, config.image_size, progress=progress)
     test_set = testbed.load("test", config.test_size, config.image_size, progress=progress)
