@@ -117,6 +117,15 @@ def _point(saliency: torch.Tensor) -> tuple[int, int]:
     return flat % saliency.shape[-1], flat // saliency.shape[-1]
 
 
+def _tied_in_float32(saliency: torch.Tensor, point: tuple[int, int]) -> bool:
+    """``point`` is one of the map's maximisers up to float32 rounding: a plateau (ResNet50's 7×7
+    pooled score map makes layer4's gradient constant over a 7×7 window) resized bilinearly reaches
+    each pixel through 4 taps whose weights sum to 1, so equal values can differ by 4 roundings
+    (4·ε₃₂ relative), and which one argmax picks is the order of float operations, not the method."""
+    top, there = float(saliency.max()), float(saliency[point[1], point[0]])
+    return top - there <= 4 * torch.finfo(torch.float32).eps * abs(top)
+
+
 class Oracle:
     """TorchRay's maps for one model: ``point(method, layer, x, class_id, (h, w))``."""
 
@@ -230,7 +239,8 @@ def test_input_is_torchrays_transform(pipelines, voc_root):
 def test_points_match_torchray_for_every_method_and_layer(pipelines):
     """Pair by pair, method by method, layer by layer, the runner's point is TorchRay's. ResNet50:
     every pair; VGG16 (≈4× the cost per call, 48 TorchRay calls per pair on the CPU): the second
-    class of 000001, whose map the runner computes in the same pass as the first's."""
+    class of 000001, whose map the runner computes in the same pass as the first's. Where TorchRay's
+    map has a plateau the runner's point must lie on it (:func:`_tied_in_float32`)."""
     arch, zoo, source, results, theirs = pipelines
     pairs = source.pairs()
     assert len(pairs) == results.pairs == 3
@@ -241,9 +251,10 @@ def test_points_match_torchray_for_every_method_and_layer(pipelines):
         x, _, sizes = source.load([pair])
         for mi, method in enumerate(results.methods):
             for li, layer in enumerate(results.layers):
-                want = _point(theirs.saliency(method, layer, x, pair.class_id, sizes[0]))
+                theirs_map = theirs.saliency(method, layer, x, pair.class_id, sizes[0])[0, 0]
+                want = _point(theirs_map)
                 got = tuple(int(v) for v in results.points[k, mi, li])
-                if got != want:
+                if got != want and not _tied_in_float32(theirs_map, got):
                     mismatches.append((source.image_id(pair), pair.class_id, method, layer or "input", got, want))
     assert not mismatches, "\n".join(map(str, mismatches))
 
