@@ -73,17 +73,39 @@ def test_paper_profile_resolves_to_the_authors_protocol_on_fakes(paper_fake):
         assert zoo.model(torch.zeros(1, 3, 224, 288)).shape == (1, 20, 1, 3)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("notebook", sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
-def test_paper_profile_notebooks_run_on_fakes(paper_fake, notebook, tmp_path):
-    parameters = params.route(ROOT / "configs" / "paper.yaml", paper_fake, among=[notebook])[Path(notebook).stem]
-    papermill.execute_notebook(str(ROOT / "notebooks" / notebook), str(tmp_path / notebook), parameters=parameters,
-                               kernel_name="python3", cwd=str(ROOT), progress_bar=False)
+NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def paper_runs(paper_fake, tmp_path_factory) -> dict[str, BaseException | None]:
+    """Every notebook run once on the fakes, into one figures folder: notebook -> its error or None.
+
+    One fixture, so that the per-notebook tests and the outputs test see the same runs in any order
+    (or alone), and a failing notebook fails its own test, not the ones after it.
+    """
+    out = tmp_path_factory.mktemp("executed")
+    errors: dict[str, BaseException | None] = {}
+    for notebook in NOTEBOOKS:
+        parameters = params.route(ROOT / "configs" / "paper.yaml", paper_fake, among=[notebook])[Path(notebook).stem]
+        try:
+            papermill.execute_notebook(str(ROOT / "notebooks" / notebook), str(out / notebook), parameters=parameters,
+                                       kernel_name="python3", cwd=str(ROOT), progress_bar=False)
+            errors[notebook] = None
+        except Exception as error:  # reported by that notebook's own test
+            errors[notebook] = error
+    return errors
 
 
 @pytest.mark.slow
-def test_paper_profile_wrote_every_output(paper_fake):
-    """Runs after the notebooks (pytest keeps file order): every figure and table is there."""
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_paper_profile_notebooks_run_on_fakes(paper_runs, notebook):
+    if paper_runs[notebook] is not None:
+        raise paper_runs[notebook]
+
+
+@pytest.mark.slow
+def test_paper_profile_wrote_every_output(paper_fake, paper_runs):
+    """Every figure and table is there once the notebooks have run."""
     figures = Path(paper_fake["figures_dir"])
     missing = [name for name in EXPECTED if not (figures / name).is_file()]
     assert not missing, f"not written: {missing}"
