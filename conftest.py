@@ -8,6 +8,10 @@ widget in a kernel).
 
 ``pytest --shuffle SEED`` runs the tests in a seeded random order (a notebook's cells stay together
 and in order, as a kernel needs them): the suite must pass in any order, and this is how to check.
+
+``make test`` runs on every core with pytest-xdist (``-n auto --dist loadscope``): each notebook and each
+test module (a few split by parameter, :func:`work_unit`) is one unit of work on one worker, and the
+units holding a ``slow`` test are handed out first.
 """
 
 from __future__ import annotations
@@ -55,6 +59,14 @@ def pytest_addoption(parser):
                      help="run the tests in an order drawn with this seed (each notebook's cells stay in order)")
 
 
+def _is_cell(item) -> bool:
+    try:
+        from nbval.plugin import IPyNbCell
+    except ImportError:  # nbval not installed: no notebook items either
+        return False
+    return isinstance(item, (IPyNbCell, NotebookDisplays))
+
+
 def shuffled(items: list, seed: int, is_cell) -> list:
     """``items`` in a seeded random order, each notebook's cells (``is_cell``) one block in their own order."""
     blocks: list[list] = []
@@ -67,22 +79,71 @@ def shuffled(items: list, seed: int, is_cell) -> list:
     return [item for block in blocks for item in block]
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(session, config, items):
-    try:
-        from nbval.plugin import IPyNbCell
-    except ImportError:  # nbval not installed: no notebook items either
-        IPyNbCell = ()
-    seed = config.getoption("--shuffle")
-    if seed is not None:
-        items[:] = shuffled(items, seed, lambda item: isinstance(item, IPyNbCell))
-    if not IPyNbCell:
-        return
+def with_displays(items: list, is_cell) -> list:
+    """``items`` with a :class:`NotebookDisplays` item after each notebook's last cell."""
     out = []
     for i, item in enumerate(items):
         out.append(item)
         last = i + 1 == len(items) or items[i + 1].parent is not item.parent
-        if isinstance(item, IPyNbCell) and last:
-            cells = [x for x in items if isinstance(x, IPyNbCell) and x.parent is item.parent]
+        if is_cell(item) and last:
+            cells = [x for x in items if is_cell(x) and x.parent is item.parent]
             out.append(NotebookDisplays.from_parent(item.parent, name="figures shown inline", cells=cells))
-    items[:] = out
+    return out
+
+
+#: modules whose costly module fixture is parametrized: one unit of work per parameter, not per module.
+SPLIT_BY_PARAMETER = ("tests/test_torchray_pointing.py", "tests/test_paper_pipeline.py")
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work ``make test`` sends to one worker (pytest-xdist, ``--dist loadscope``): a
+    notebook (its kernel runs the cells in order) or a test module (its module fixtures are built
+    once), or, in :data:`SPLIT_BY_PARAMETER`, a module's tests that share one parameter.
+
+    From the node id alone, because pytest-xdist's controller schedules by node ids and never sees
+    the items (and its own ``xdist_group`` mark does not regroup node ids under pytest 9.2)."""
+    module, _, rest = nodeid.partition("::")
+    if module in SPLIT_BY_PARAMETER and rest.endswith("]") and "[" in rest:
+        return f"{module}[{rest[rest.index('[') + 1:-1]}]"
+    return module
+
+
+def heavy_first(items: list) -> list:
+    """Stable order with the work units that hold a ``slow`` test first: the scheduler hands units
+    out in collection order (``--no-loadscope-reorder``), and a long unit started last is the run's tail."""
+    slow = {work_unit(item.nodeid) for item in items if item.get_closest_marker("slow")}
+    return sorted(items, key=lambda item: work_unit(item.nodeid) not in slow)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # a hook of pytest-xdist, when installed
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadscope`` with :func:`work_unit` as the scope."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return WorkUnits(config, log)
+
+
+class _Order:
+    """Each notebook's display check after its cells, and the heavy units first, before pytest's own
+    reordering by fixture parameters (a conftest has one function per hook; the shuffle is the other)."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session, config, items):
+        items[:] = heavy_first(with_displays(items, _is_cell))
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_Order(), "revisal-order")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    seed = config.getoption("--shuffle")
+    if seed is not None:
+        items[:] = shuffled(items, seed, _is_cell)

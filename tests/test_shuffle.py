@@ -34,3 +34,25 @@ def test_a_notebooks_cells_stay_together_and_in_order():
             at = [i for i, name in enumerate(order) if name.startswith(nb)]
             assert at == list(range(at[0], at[0] + 4))
             assert [order[i] for i in at] == [f"{nb}::{i}" for i in range(4)]
+
+
+def test_work_units_are_notebooks_modules_or_a_split_modules_parameter():
+    """``make test``'s units of work (pytest-xdist): a module's tests share a worker, and so do a
+    notebook's cells; a module in SPLIT_BY_PARAMETER is one unit per parameter."""
+    unit = root_conftest.work_unit
+    assert unit("tests/test_formulas.py::test_a[vgg16-normgrad]") == "tests/test_formulas.py"
+    assert unit("build/smoke/02_layer_combination.ipynb::Cell 3") == "build/smoke/02_layer_combination.ipynb"
+    split = root_conftest.SPLIT_BY_PARAMETER[0]
+    assert unit(f"{split}::test_x[vgg16]") == unit(f"{split}::test_y[vgg16]") == f"{split}[vgg16]"
+    assert unit(f"{split}::test_x[resnet50]") != unit(f"{split}::test_x[vgg16]")
+    assert unit(f"{split}::test_plain") == split
+
+
+def test_heavy_units_come_first_and_keep_their_order():
+    def item(nodeid, slow=False):
+        return SimpleNamespace(nodeid=nodeid, get_closest_marker=lambda name: slow if name == "slow" else None)
+
+    items = [item("tests/a.py::t1"), item("tests/b.py::t1"), item("tests/b.py::t2", slow=True), item("tests/a.py::t2"),
+             item("tests/c.py::t1", slow=True)]
+    order = [x.nodeid for x in root_conftest.heavy_first(items)]
+    assert order == ["tests/b.py::t1", "tests/b.py::t2", "tests/c.py::t1", "tests/a.py::t1", "tests/a.py::t2"]
