@@ -1,7 +1,8 @@
 # revisal: the only entry points a user needs.
 #   make figures            run every notebook with configs/$(PROFILE).yaml (default: mini), then the README
 #   make figures NB=04      one notebook (NB="02 04": several)
-#   make test               pytest + the notebooks under nbval on configs/smoke.yaml
+#   make test               pytest + the notebooks under nbval on configs/smoke.yaml, one worker per core
+#   make test-fast          the library's tests only (no notebooks, no full-size models): about a minute
 #   make install            the library and the notebook tools only (what `make figures` needs)
 #   make lab                the notebooks in JupyterLab, with the project's kernel
 #   make figures PROFILE=paper DEVICE=cuda      (after `make data`)
@@ -9,7 +10,7 @@
 #   make epoch-weights      regenerate the per-epoch checkpoints notebook 04 follows (revisal/weights/mini_resnet_epochs/)
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
-.PHONY: install install-test figures readme lab test clean models epoch-weights data data-voc data-coco data-models
+.PHONY: install install-test figures readme lab test test-fast clean models epoch-weights data data-voc data-coco data-models
 
 PROFILE ?= mini
 DEVICE ?= cpu
@@ -120,8 +121,16 @@ build/smoke/%.ipynb: notebooks/%.ipynb build/smoke/params/%.yaml $(RUNTIME_STAMP
 	@mkdir -p $(@D)
 	$(PY) -m papermill --prepare-only $< $@ -f build/smoke/params/$*.yaml -k python3 --log-level WARNING
 
+# pytest-xdist runs one worker per core (TEST_WORKERS), each on one thread: the units of work are
+# the notebooks and test modules (conftest.work_unit), the heavy ones handed out first.
+TEST_WORKERS ?= auto
+PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) \
+	--dist loadscope --no-loadscope-reorder
 test: $(TEST_STAMP) $(SMOKE)
-	$(PY) -m pytest tests $(SMOKE) --nbval-lax --nbval-current-env -p no:cacheprovider
+	$(PYTEST) tests $(SMOKE) --nbval-lax --nbval-current-env
+
+test-fast: $(TEST_STAMP)
+	$(PYTEST) tests -m "not slow and not reproduction"
 
 # Retrain the mini models (≈ 8 min on 2 cores) and the captioner (≈ 3 min) into data/models/; the
 # shipped weights in revisal/weights/ are what `make figures` uses, so this only reproduces them.

@@ -33,6 +33,8 @@ from revisal.data import testbed
 from revisal.data.transforms import TESTBED_NORMALIZE
 from revisal.metrics import caption_scores, corpus_bleu
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 CAPTIONS = ["a red star above a blue ring", "an orange frame", "a white heart left of a black plus"]
 
 

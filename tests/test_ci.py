@@ -16,6 +16,8 @@ import pytest
 import yaml
 from oracle_imports import ORACLES
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -154,7 +156,15 @@ def test_make_test_adds_the_test_extras(tmp_path):
     assert "-e '.[notebooks]'" in installs[1] and "-e '.[notebooks,test]'" in installs[2]
     # the venv is created first, pytest runs last
     assert "-m venv" in next(line for line in lines if "venv" in line)
-    assert "-m pytest tests" in lines[-1]
+    assert "-m pytest" in lines[-1] and " tests build/smoke/" in lines[-1]
+    assert "-n auto --dist loadscope" in lines[-1]  # one worker per core, units of work from conftest.work_unit
+
+
+def test_make_test_fast_runs_the_library_tests_only(tmp_path):
+    """The README's fast loop: no notebook is prepared or run, the slow and reproduction tests are left out."""
+    lines = dry_run("test-fast", tmp_path)
+    assert not any("papermill" in line or "build/smoke" in line for line in lines), lines
+    assert "-m pytest" in lines[-1] and lines[-1].endswith('tests -m "not slow and not reproduction"'), lines[-1]
 
 
 def test_environment_yml_installs_what_make_test_does():

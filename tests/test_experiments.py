@@ -19,6 +19,8 @@ from revisal.metrics import cascading_randomization, class_sensitivity, identity
 from revisal.metrics.pointing import gaussian_smooth
 from revisal.models import load
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 METHODS = ["normgrad", "grad_cam", "linear_approx", "guided_backprop"]
 
 

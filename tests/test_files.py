@@ -14,6 +14,8 @@ from revisal import files
 from revisal.data.render import SceneSpec
 from revisal.data.testbed import cache_key
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "x.txt"

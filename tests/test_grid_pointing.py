@@ -15,6 +15,8 @@ from revisal.data.photos import to_pixels
 from revisal.metrics.grid import grid_hits
 from revisal.models import ZooModel
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "black": (0, 0, 0),
            "dark_red": (128, 0, 0), "grey": (40, 40, 40)}
 

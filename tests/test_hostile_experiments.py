@@ -21,6 +21,8 @@ from revisal.experiments import RunCache, parse_shard
 from revisal.experiments import __main__ as cli
 from revisal.models import load
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 ROOT = Path(__file__).resolve().parent.parent
 TORCHRUN = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 

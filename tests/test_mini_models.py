@@ -15,6 +15,8 @@ from revisal.metrics import mean_average_precision
 from revisal.models import LAYER_PRESETS, load
 from revisal.models.mini import build, export, fold_batch_norm
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 
 def test_layer_presets_and_resolutions():
     for name in ("mini_vgg", "mini_resnet"):

@@ -14,6 +14,8 @@ import yaml
 
 from revisal.experiments import params, schema
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
 

@@ -23,6 +23,8 @@ from revisal.data.transforms import CAFFE_NORMALIZE, ShorterSide
 from revisal.models import caffe
 from revisal.models import load as load_model
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 
 # --- TorchRay-format checkpoints -------------------------------------------------------------------
 def torchray_layout(arch: str, classes: int) -> dict[str, torch.Tensor]:

@@ -10,6 +10,8 @@ import pytest
 
 from revisal import readme, verdicts
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ROOT / "figures"
 NOTEBOOKS = [p.stem[:2] for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]

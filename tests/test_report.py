@@ -15,6 +15,8 @@ import pytest  # noqa: E402
 
 from revisal import plotting, report  # noqa: E402
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 
 def test_save_figure_writes_pdf_png_and_sidecar(tmp_path):
     fig, ax = plt.subplots()

@@ -13,6 +13,8 @@ from revisal.experiments import acceptance_region
 from revisal.layer_weights import layer_weights
 from revisal.metrics import PointingGame, is_hit, point, pointing_game, spearman
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 
 # --- pointing game vs TorchRay --------------------------------------------------------------------
 def random_case(rng, h, w, ties: bool):

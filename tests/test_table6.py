@@ -13,6 +13,8 @@ from revisal.experiments.pointing import PointingResults, combination_name
 from revisal.experiments.tables import table6
 from revisal.layer_weights import PUBLISHED_WEIGHTINGS
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 METHODS = ["linear_approx", "selective_normgrad"]
 PAIRS, CLASSES = 200, 5
 rng = np.random.default_rng(0)

@@ -9,6 +9,8 @@ import pytest
 
 from revisal.data import render, testbed
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 
 @pytest.fixture(scope="module")
 def scenes():

@@ -13,6 +13,8 @@ from revisal.experiments import PointingResults
 from revisal.metrics import PointingGame
 from revisal.verdicts import Interval, VerdictTable, bootstrap, verdict
 
+pytestmark = pytest.mark.reproduction  # not of make test-fast
+
 
 # --- bootstrap ---------------------------------------------------------------------------------------------
 def test_a_constant_sample_has_a_zero_width_interval():
