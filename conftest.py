@@ -16,6 +16,7 @@ units holding a ``slow`` test are handed out first.
 
 from __future__ import annotations
 
+import functools
 import random
 
 import pytest
@@ -59,12 +60,17 @@ def pytest_addoption(parser):
                      help="run the tests in an order drawn with this seed (each notebook's cells stay in order)")
 
 
-def _is_cell(item) -> bool:
+@functools.cache
+def _cell_types() -> tuple[type, ...]:
     try:
         from nbval.plugin import IPyNbCell
     except ImportError:  # nbval not installed: no notebook items either
-        return False
-    return isinstance(item, (IPyNbCell, NotebookDisplays))
+        return ()
+    return IPyNbCell, NotebookDisplays
+
+
+def _is_cell(item) -> bool:
+    return isinstance(item, _cell_types())
 
 
 def shuffled(items: list, seed: int, is_cell) -> list:
