@@ -86,6 +86,12 @@ lab: $(RUNTIME_STAMP)
 # Under `make -jN` every kernel gets one intra-op thread, so N notebooks do not oversubscribe the
 # cores (two 2-thread kernels on 2 cores ran ~10x slower). Recursive (=): MAKEFLAGS has -jN only then.
 JOB_THREADS = $(if $(filter -j%,$(MAKEFLAGS)),OMP_NUM_THREADS=1 MKL_NUM_THREADS=1)
+# glibc maps every block over 32 MB afresh and unmaps it when freed, so each pass that copies a large
+# weight (oneDNN reorders VGG16's 411 MB fc6 kernel at every convolution) faults in all its pages
+# again: a third of the time of a VGG16 pass on 2 cores went to the kernel. Heap-only blocks, kept
+# for reuse, remove it (the sys time of the TorchRay parity went from 30 s to 3 s); the peak memory
+# of a process grows by about the largest weight. Set MALLOC_TUNING= to turn it off.
+MALLOC_TUNING ?= MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
 
 # Each notebook gets only the keys its parameters cell declares (configs/<profile>.yaml: shared keys
 # plus a section per notebook). One step routes and checks every notebook's parameters before any
@@ -102,7 +108,7 @@ $(PARAMS)/%.yaml: $(PARAMS)/.checked ;
 
 build/executed/$(PROFILE)/%.ipynb: notebooks/%.ipynb $(PARAMS)/%.yaml $(LIBRARY) $(RUNTIME_STAMP)
 	@mkdir -p $(@D)
-	$(JOB_THREADS) $(PY) -m papermill $< $@ -f $(PARAMS)/$*.yaml \
+	$(JOB_THREADS) $(MALLOC_TUNING) $(PY) -m papermill $< $@ -f $(PARAMS)/$*.yaml \
 		-k python3 --cwd . --progress-bar --log-output --log-level WARNING
 
 # Each output depends on the executed notebook that writes it.
@@ -124,7 +130,7 @@ build/smoke/%.ipynb: notebooks/%.ipynb build/smoke/params/%.yaml $(RUNTIME_STAMP
 # pytest-xdist runs one worker per core (TEST_WORKERS), each on one thread: the units of work are
 # the notebooks and test modules (conftest.work_unit), the heavy ones handed out first.
 TEST_WORKERS ?= auto
-PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) \
+PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(MALLOC_TUNING) $(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) \
 	--dist loadscope --no-loadscope-reorder
 test: $(TEST_STAMP) $(SMOKE)
 	$(PYTEST) tests $(SMOKE) --nbval-lax --nbval-current-env
