@@ -6,8 +6,8 @@ execution) and checks that a reader sees what the notebook saved: every cell tha
 displays it inline as a PNG, and no progress bar spills onto stderr as text (tqdm renders as a
 widget in a kernel).
 
-``pytest --shuffle SEED`` runs the tests in a seeded random order (a notebook's cells stay together
-and in order, as a kernel needs them): the suite must pass in any order, and this is how to check.
+``pytest --shuffle SEED`` runs the tests in a seeded random order (files in a random order, the tests of
+each file in a random order; a notebook's cells stay together and in order, as a kernel needs them): the suite must pass in any order, and this is how to check.
 
 ``make test`` runs on every core with pytest-xdist (``-n auto --dist loadscope``): each notebook and each
 test module (a few split by parameter, :func:`work_unit`) is one unit of work on one worker, and the
@@ -74,15 +74,24 @@ def _is_cell(item) -> bool:
 
 
 def shuffled(items: list, seed: int, is_cell) -> list:
-    """``items`` in a seeded random order, each notebook's cells (``is_cell``) one block in their own order."""
-    blocks: list[list] = []
+    """``items`` in a seeded random order: the files (test modules, notebooks) in a random order, and
+    the tests of each file in a random order within it; a notebook's cells (``is_cell``) stay one
+    block in their own order. (As pytest-randomly orders: a module's fixtures are built once, not at
+    every switch between interleaved modules, and a state one file leaves behind still meets every
+    other file's tests in some order.)"""
+    rng = random.Random(seed)
+    files: dict[str, list[list]] = {}
     for item in items:
+        blocks = files.setdefault(item.nodeid.split("::")[0], [])
         if is_cell(item) and blocks and is_cell(blocks[-1][0]) and blocks[-1][0].parent is item.parent:
             blocks[-1].append(item)
         else:
             blocks.append([item])
-    random.Random(seed).shuffle(blocks)
-    return [item for block in blocks for item in block]
+    order = list(files.values())
+    rng.shuffle(order)
+    for blocks in order:
+        rng.shuffle(blocks)
+    return [item for blocks in order for block in blocks for item in block]
 
 
 def with_displays(items: list, is_cell) -> list:

@@ -31,10 +31,12 @@ def oracle(module: str) -> ModuleType:
     """Import a declared test-only oracle (e.g. ``oracle("captum.attr")``), in place of
     ``pytest.importorskip``: where it is missing the test is skipped on a developer's machine, but
     fails under ``CI=true``, so that a CI run never goes green by silently skipping its oracles.
-    Works inside a test and at module level (a module-level failure is a collection error)."""
+    Works inside a test and at module level (a module-level failure is a collection error). The
+    process environment is left as it was (importing cv2 sets Qt's variables)."""
     top = module.partition(".")[0]
     if top not in ORACLES:
         raise ValueError(f"module: {module!r} is not a declared test oracle; expected a module of {sorted(ORACLES)}")
+    environment = dict(os.environ)
     try:
         return importlib.import_module(module)
     except ImportError as error:
@@ -43,3 +45,6 @@ def oracle(module: str) -> ModuleType:
         if in_ci():
             pytest.fail(f"CI=true: {message}", pytrace=False)
         pytest.skip(message, allow_module_level=True)
+    finally:  # an oracle's first import may set variables (quantus → cv2 sets Qt's): whichever test
+        os.environ.clear()  # imports it first, the process environment stays the one every test sees
+        os.environ.update(environment)

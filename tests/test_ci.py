@@ -189,3 +189,19 @@ def test_ci_entry_points_run_make_test():
     setup = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python"))
     assert setup["with"]["python-version"] == "3.11"
     assert any(s.get("run") == ".ci/run" for s in job["steps"])
+
+
+def test_an_oracles_import_leaves_the_environment_alone(tmp_path, monkeypatch):
+    """quantus imports cv2, which sets Qt's variables: the test that imports an oracle first must not
+    hand the others a changed environment (found by running tests/test_adapters.py alone)."""
+    import oracle_imports
+
+    (tmp_path / "probe_oracle.py").write_text("import os\nos.environ['REVISAL_PROBE_ORACLE'] = '1'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(oracle_imports.ORACLES, "probe_oracle", "probe-oracle")
+    before = dict(os.environ)
+    try:
+        assert oracle_imports.oracle("probe_oracle").__name__ == "probe_oracle"
+        assert dict(os.environ) == before
+    finally:
+        sys.modules.pop("probe_oracle", None)

@@ -13,8 +13,10 @@ spec.loader.exec_module(root_conftest)
 
 def _items():
     a, b = SimpleNamespace(name="a.ipynb"), SimpleNamespace(name="b.ipynb")
-    tests = [SimpleNamespace(name=f"test_{i}", parent=None, cell=False) for i in range(12)]
-    cells = [SimpleNamespace(name=f"{nb.name}::{i}", parent=nb, cell=True) for nb in (a, b) for i in range(4)]
+    tests = [SimpleNamespace(name=f"test_{i}", nodeid=f"tests/test_{i % 3}.py::t{i}", parent=None, cell=False)
+             for i in range(12)]
+    cells = [SimpleNamespace(name=f"{nb.name}::{i}", nodeid=f"build/{nb.name}::Cell {i}", parent=nb, cell=True)
+             for nb in (a, b) for i in range(4)]
     return tests[:6] + cells[:4] + tests[6:] + cells[4:]
 
 
@@ -34,6 +36,20 @@ def test_a_notebooks_cells_stay_together_and_in_order():
             at = [i for i, name in enumerate(order) if name.startswith(nb)]
             assert at == list(range(at[0], at[0] + 4))
             assert [order[i] for i in at] == [f"{nb}::{i}" for i in range(4)]
+
+
+def test_files_stay_together_and_both_levels_are_drawn():
+    """Each file's tests run one after another (its module fixtures are built once); across seeds
+    the files change order, and so do the tests within a file."""
+    file_orders, inner_orders = set(), set()
+    for seed in range(20):
+        order = root_conftest.shuffled(_items(), seed, lambda x: x.cell)
+        files = [x.nodeid.split("::")[0] for x in order]
+        runs = [f for i, f in enumerate(files) if i == 0 or files[i - 1] != f]
+        assert len(runs) == len(set(runs)) == 5
+        file_orders.add(tuple(runs))
+        inner_orders.add(tuple(x.name for x in order if x.nodeid.startswith("tests/test_0.py")))
+    assert len(file_orders) > 1 and len(inner_orders) > 1
 
 
 def test_work_units_are_notebooks_modules_or_a_split_modules_parameter():
