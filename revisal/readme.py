@@ -130,6 +130,10 @@ def _verdict_rows(path: Path, notebook: str) -> list[dict]:
     return rows
 
 
+def _by(min_effect: float) -> str:
+    return f" by ≥ {number(min_effect)}" if min_effect else ""
+
+
 def claims(figures: Path) -> str:
     """Every notebook's verdict table as one table: claim, value [95% CI], test, verdict. Each
     numbered notebook must have its ``verdicts_<NN>.csv``, with rows."""
@@ -143,7 +147,7 @@ def claims(figures: Path) -> str:
         for row in _verdict_rows(figures / f"verdicts_{number_}.csv", stem):
             lines.append(f"| `{stem}` | {cell(row['claim'])} | {cell(row['metric'])} | "
                          f"{number(row['value'])} [{number(row['ci_low'])}, {number(row['ci_high'])}] | "
-                         f"{row['relation']} {number(row['threshold'])} | **{row['verdict']}** |")
+                         f"{row['relation']} {number(row['threshold'])}{_by(row['min_effect'])} | **{row['verdict']}** |")
     return "\n".join(lines)
 
 

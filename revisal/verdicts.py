@@ -9,6 +9,18 @@ the statistic's percentile interval: draw ``resamples`` samples of the same size
 threshold: *supported* when every value of the interval meets the claim, *not supported* when none
 does, *inconclusive* when the interval straddles the threshold (or is undefined).
 
+A claim that one thing beats another also names a **minimum effect** ``m`` (a parameter, with its
+reason): the claim ``value > t`` is then read against ``t + m`` (``value < t`` against ``t − m``). An
+interval wholly beyond ``t + m`` is *supported*; one wholly short of ``t + m`` is *not supported
+(effect too small)*, or *not supported* when it is wholly on the wrong side of ``t`` itself; one that
+straddles ``t + m`` is *inconclusive*. An interval that clears 0 but not the minimum effect supports no
+claim.
+
+Units are resampled as the independent draws they are: where several units share a source (the
+image-class pairs of one photo), ``clusters`` names each unit's source and a resample draws whole
+sources with replacement (the cluster bootstrap), so that the interval is not made narrow by units
+that repeat each other.
+
 :class:`VerdictTable` gathers a notebook's claims, one row each, renders them as Markdown in the
 notebook and saves them like every table (CSV + Markdown + LaTeX + JSON sidecar)::
 
@@ -35,9 +47,12 @@ import numpy as np
 RELATIONS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
 }
-VERDICTS = ("supported", "not supported", "inconclusive")
-#: The columns of every verdict table, in order.
-COLUMNS = ("claim", "metric", "value", "ci_low", "ci_high", "relation", "threshold", "verdict", "n", "unit")
+TOO_SMALL = "not supported (effect too small)"
+VERDICTS = ("supported", "not supported", TOO_SMALL, "inconclusive")
+#: The columns of every verdict table, in order (``clusters``: the independent sources resampled,
+#: empty where the units themselves are).
+COLUMNS = ("claim", "metric", "value", "ci_low", "ci_high", "relation", "threshold", "min_effect", "verdict", "n",
+           "unit", "clusters")
 
 
 @dataclass(frozen=True)
@@ -81,7 +96,7 @@ def _units(sample: Any, name: str) -> int:
 
 
 def bootstrap(statistic: Callable[..., float], *samples: Any, resamples: int = 2000, level: float = 0.95,
-              seed: int = 0, paired: bool = True) -> Interval:
+              seed: int = 0, paired: bool = True, clusters: Any = None) -> Interval:
     """The statistic of ``samples`` and its percentile bootstrap interval.
 
     Args:
@@ -95,16 +110,19 @@ def bootstrap(statistic: Callable[..., float], *samples: Any, resamples: int = 2
             resampled with the same indices; ``False``: each is resampled on its own (e.g. training
             vs validation images).
         seed: seeds ``numpy.random.default_rng``; the same call gives the same interval.
+        clusters: for paired samples, the source of each unit (a label per unit, e.g. the photo an
+            image-class pair comes from): a resample draws as many sources as there are, with
+            replacement, and takes every unit of each drawn source (the cluster bootstrap).
 
     Returns:
         :class:`Interval`; ``low``/``high`` are NaN when every resample's statistic is NaN.
     """
     return intervals(lambda *s: [statistic(*s)], *samples, resamples=resamples, level=level, seed=seed,
-                     paired=paired)[0]
+                     paired=paired, clusters=clusters)[0]
 
 
 def intervals(statistic: Callable[..., Any], *samples: Any, resamples: int = 2000, level: float = 0.95,
-              seed: int = 0, paired: bool = True) -> list[Interval]:
+              seed: int = 0, paired: bool = True, clusters: Any = None) -> list[Interval]:
     """:func:`bootstrap` for a statistic that returns K numbers (e.g. one per layer, for a figure's
     band): one :class:`Interval` per number, all from the same resamples."""
     if not callable(statistic):
@@ -120,13 +138,17 @@ def intervals(statistic: Callable[..., Any], *samples: Any, resamples: int = 200
     if paired and len(set(sizes)) > 1:
         raise ValueError(f"samples: paired samples must have the same number of units, got {sizes} "
                          "(pass paired=False for independent samples)")
+    members = None if clusters is None else _cluster_members(clusters, sizes[0], paired)
     rng = np.random.default_rng(seed)
     with warnings.catch_warnings():  # an all-NaN resample gives NaN (ignored below), not a warning per draw
         warnings.simplefilter("ignore", RuntimeWarning)
         value = np.asarray(statistic(*samples), dtype=np.float64).reshape(-1)
         stats = np.empty((resamples, len(value)))
         for b in range(resamples):
-            if paired:
+            if members is not None:
+                index = np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
+                drawn = [_take(s, index) for s in samples]
+            elif paired:
                 index = rng.integers(0, sizes[0], sizes[0])
                 drawn = [_take(s, index) for s in samples]
             else:
@@ -140,19 +162,52 @@ def intervals(statistic: Callable[..., Any], *samples: Any, resamples: int = 200
     return out
 
 
-def verdict(interval: Interval, threshold: float, relation: str) -> str:
-    """``"supported"`` when both ends of the interval meet ``value <relation> threshold`` (so every
-    value between them does), ``"not supported"`` when neither does, else ``"inconclusive"`` (the
-    interval straddles the threshold). A NaN end or threshold is ``"inconclusive"``."""
+def _cluster_members(clusters: Any, n: int, paired: bool) -> list[np.ndarray]:
+    """The unit indices of each cluster, in order of first appearance."""
+    if not paired:
+        raise ValueError("clusters: a cluster bootstrap resamples paired samples (paired=True)")
+    labels = np.asarray(clusters)
+    if labels.ndim != 1 or len(labels) != n:
+        raise ValueError(f"clusters: expected one label per unit ({n}), got shape {labels.shape}")
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    return [np.flatnonzero(inverse == k) for k in order]
+
+
+def boundary(threshold: float, relation: str, min_effect: float = 0.0) -> float:
+    """The value a claim must clear: ``threshold + min_effect`` for ``>``/``>=``, ``threshold −
+    min_effect`` for ``<``/``<=``."""
+    return threshold + min_effect if relation in (">", ">=") else threshold - min_effect
+
+
+def verdict(interval: Interval, threshold: float, relation: str, min_effect: float = 0.0) -> str:
+    """Read the interval against the claim ``value <relation> threshold`` by at least ``min_effect``
+    (b = :func:`boundary`):
+
+    * ``"supported"``: both ends meet ``value <relation> b`` (so every value between them does);
+    * ``"not supported"``: neither end meets ``value <relation> threshold`` (no effect, or the other sign);
+    * ``"not supported (effect too small)"``: neither end meets ``value <relation> b``, but the
+      interval is not wholly on the wrong side of the threshold;
+    * ``"inconclusive"``: the interval straddles b, or an end or the threshold is NaN.
+
+    With ``min_effect = 0`` the third case cannot occur."""
     if relation not in RELATIONS:
         raise ValueError(f"relation: expected one of {list(RELATIONS)}, got {relation!r}")
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
         raise ValueError(f"threshold: expected a number, got {threshold!r}")
+    if isinstance(min_effect, bool) or not isinstance(min_effect, numbers.Real) or not min_effect >= 0 \
+            or math.isinf(min_effect):
+        raise ValueError(f"min_effect: expected a finite number ≥ 0, got {min_effect!r}")
     ends = (interval.low, interval.high)
     if any(math.isnan(v) for v in ends) or math.isnan(threshold):
         return "inconclusive"
-    meets = [RELATIONS[relation](v, threshold) for v in ends]
-    return "supported" if all(meets) else "not supported" if not any(meets) else "inconclusive"
+    test = RELATIONS[relation]
+    meets = [test(v, boundary(threshold, relation, min_effect)) for v in ends]
+    if all(meets):
+        return "supported"
+    if any(meets):
+        return "inconclusive"
+    return "not supported" if not any(test(v, threshold) for v in ends) else TOO_SMALL
 
 
 @dataclass(frozen=True)
@@ -166,15 +221,24 @@ class Claim:
     threshold: float
     n: int | str
     unit: str
+    min_effect: float = 0.0
+    clusters: str = ""  # "5 photos": the independent sources resampled; "" where the units are
 
     @property
     def verdict(self) -> str:
-        return verdict(self.interval, self.threshold, self.relation)
+        return verdict(self.interval, self.threshold, self.relation, self.min_effect)
+
+    @property
+    def test(self) -> str:
+        """The test as a reader reads it: ``> 0 by ≥ 1``."""
+        by = f" by ≥ {self.min_effect:g}" if self.min_effect else ""
+        return f"{self.relation} {self.threshold:g}{by}"
 
     def row(self) -> dict[str, Any]:
         return {"claim": self.claim, "metric": self.metric, "value": self.interval.value,
                 "ci_low": self.interval.low, "ci_high": self.interval.high, "relation": self.relation,
-                "threshold": float(self.threshold), "verdict": self.verdict, "n": self.n, "unit": self.unit}
+                "threshold": float(self.threshold), "min_effect": float(self.min_effect), "verdict": self.verdict,
+                "n": self.n, "unit": self.unit, "clusters": self.clusters}
 
 
 class VerdictTable:
@@ -193,16 +257,19 @@ class VerdictTable:
         self.claims: list[Claim] = []
 
     def add(self, claim: str, metric: str, statistic: Callable[..., float], *samples: Any, threshold: float,
-            relation: str, unit: str, paired: bool = True) -> Claim:
+            relation: str, unit: str, paired: bool = True, min_effect: float = 0.0, clusters: Any = None,
+            cluster_unit: str = "clusters") -> Claim:
         """Bootstrap ``statistic`` over ``samples`` (see :func:`bootstrap`) and record the claim
-        ``statistic <relation> threshold``; ``unit`` names what one row of a sample is."""
+        ``statistic <relation> threshold`` by at least ``min_effect``; ``unit`` names what one row of
+        a sample is; ``clusters`` (a label per unit) resamples whole ``cluster_unit`` instead."""
         if relation not in RELATIONS:
             raise ValueError(f"relation: expected one of {list(RELATIONS)}, got {relation!r}")
-        interval = bootstrap(statistic, *samples, paired=paired, **self.settings)
+        verdict(Interval(0.0, 0.0, 0.0), threshold, relation, min_effect)  # checks threshold and min_effect first
+        interval = bootstrap(statistic, *samples, paired=paired, clusters=clusters, **self.settings)
         sizes = [len(s) for s in samples]
         n = sizes[0] if paired else " + ".join(map(str, sizes))
-        found = Claim(claim, metric, interval, relation, threshold, n, unit)
-        verdict(interval, threshold, relation)  # checks the threshold
+        groups = "" if clusters is None else f"{len(np.unique(np.asarray(clusters)))} {cluster_unit}"
+        found = Claim(claim, metric, interval, relation, threshold, n, unit, float(min_effect), groups)
         self.claims.append(found)
         return found
 
@@ -216,8 +283,9 @@ class VerdictTable:
         pct = f"{100 * self.settings['level']:g}%"
         lines = [f"| claim | metric | value [{pct} CI] | test | verdict | n |", "|---|---|---|---|---|---|"]
         for c in self.claims:
-            lines.append(f"| {c.claim} | {c.metric} | {c.interval} | {c.relation} {c.threshold:g} | **{c.verdict}** "
-                         f"| {c.n} {c.unit} |")
+            within = f" (resampled as {c.clusters})" if c.clusters else ""
+            lines.append(f"| {c.claim} | {c.metric} | {c.interval} | {c.test} | **{c.verdict}** "
+                         f"| {c.n} {c.unit}{within} |")
         return "\n".join(lines) + "\n"
 
     def _repr_markdown_(self) -> str:
@@ -240,4 +308,5 @@ def read(path) -> list[dict[str, Any]]:
     for row in rows:
         for key in ("value", "ci_low", "ci_high", "threshold"):
             row[key] = float(row[key])
+        row["min_effect"] = float(row.get("min_effect") or 0.0)
     return rows

@@ -332,6 +332,12 @@ def test_meta_dynamics_over_checkpoints(tmp_path):
                                     progress=False)
     assert out["val|normgrad|layer3"].shape == (2,) and out["train|normgrad|layer3"].shape == (2,)
     assert out["final|val|normgrad|layer3"][-1] == pytest.approx(1.0)  # the last epoch against itself
+    # two epochs: the one step between them is the first epoch against the last
+    np.testing.assert_array_equal(out["image|step|val|normgrad|layer3"], out["image|final|val|normgrad|layer3"][:1])
+    first, last = (load("mini_resnet", checkpoint=c).model for c in checkpoints)
+    want = revisal.metrics.spearman(*(revisal.saliency(m, x[2:], torch.tensor([2, 3]), ["layer3"], ["normgrad"])
+                                      ["normgrad", "layer3"] for m in (first, last)), tuple(x.shape[-2:]))
+    np.testing.assert_allclose(out["image|plainstep|val|normgrad|layer3"][0], want.numpy(), rtol=0, atol=1e-12)
     again = experiments.meta_dynamics(lambda c: (_ for _ in ()).throw(AssertionError("recomputed")), checkpoints,
                                       splits, ["normgrad"], ["layer3"], revisal.MetaStep(1e-2),
                                       cache_root=tmp_path / "cache", progress=False)
@@ -363,3 +369,18 @@ def test_randomization_variants_equal_each_variants_own_cascade(small, tmp_path)
         assert got[name]["stages"].tolist() == ["trained", "classifier.3", "features.17"]
         assert np.array_equal(got[name]["corr"], alone[f"corr|{method}|features.8"], equal_nan=True), name
         assert np.array_equal(got[name]["maps"], alone[f"maps|{method}|features.8"]), name
+
+
+def test_blocks_above_a_layer_are_those_registered_after_it_and_not_inside_it():
+    import torchvision
+
+    model = torchvision.models.resnet18()
+    cascade = revisal.metrics.default_blocks(model)
+    above = revisal.metrics.blocks_above(model, cascade, "layer3")
+    assert above == [b for b in cascade if b.startswith(("fc", "layer4"))]  # layer3's own convs are not above it
+    assert revisal.metrics.blocks_above(model, cascade, "layer3.1.conv2") == \
+        [b for b in cascade if b.startswith(("fc", "layer4", "layer3.1.bn2"))] == cascade[:cascade.index("layer3.1.bn2") + 1]
+    assert revisal.metrics.blocks_above(model, cascade, "") == cascade
+    assert revisal.metrics.blocks_above(model, cascade, "fc") == []
+    with pytest.raises(ValueError, match="no module 'layer9'"):
+        revisal.metrics.blocks_above(model, cascade, "layer9")

@@ -79,6 +79,42 @@ def test_bad_bootstrap_arguments_are_named(kwargs, samples, error, match):
         bootstrap(np.mean, *samples, **kwargs)
 
 
+def test_a_cluster_bootstrap_of_repeated_units_is_the_bootstrap_of_the_sources():
+    """Five photos, each giving eight identical image-class pairs: resampling photos is resampling the
+    five values (the same draws, so the same interval); resampling pairs is narrower, falsely."""
+    values = np.random.default_rng(3).normal(size=5)
+    pairs, photos = np.repeat(values, 8), np.repeat(["chelsea", "coffee", "astronaut", "rocket", "moto"], 8)
+    clustered = bootstrap(np.mean, pairs, clusters=photos, resamples=500, seed=2)
+    sources = bootstrap(np.mean, values, resamples=500, seed=2)
+    assert clustered.value == pytest.approx(sources.value, abs=1e-12)
+    assert clustered.low == pytest.approx(sources.low, abs=1e-12) and clustered.high == pytest.approx(sources.high, abs=1e-12)
+    naive = bootstrap(np.mean, pairs, resamples=500, seed=2)
+    assert naive.high - naive.low < 0.6 * (clustered.high - clustered.low)
+
+
+def test_clusters_of_unequal_size_take_every_member():
+    seen = []
+    bootstrap(lambda a, b: seen.append((a.copy(), b.copy())) or 0.0, np.arange(6.0), np.arange(6.0) * 10,
+              clusters=[0, 0, 0, 1, 2, 2], resamples=50)
+    for a, b in seen[1:]:
+        assert np.array_equal(b, a * 10)  # both samples drawn with the same indices
+        runs = {0: [0.0, 1.0, 2.0], 1: [3.0], 2: [4.0, 5.0]}
+        i = 0
+        while i < len(a):  # the resample is a concatenation of whole clusters
+            k = next(k for k, members in runs.items() if a[i] == members[0])
+            assert list(a[i:i + len(runs[k])]) == runs[k]
+            i += len(runs[k])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(clusters=[0, 1]), r"clusters: expected one label per unit \(3\)"),
+    (dict(clusters=[0, 1, 1], paired=False), "clusters: a cluster bootstrap resamples paired samples"),
+])
+def test_bad_clusters_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        bootstrap(np.mean, np.ones(3), **kwargs)
+
+
 # --- verdicts at the boundaries -------------------------------------------------------------------------------
 @pytest.mark.parametrize("low, high, relation, expected", [
     (0.1, 0.5, ">", "supported"), (-0.1, 0.5, ">", "inconclusive"), (-0.5, -0.1, ">", "not supported"),
@@ -91,6 +127,36 @@ def test_bad_bootstrap_arguments_are_named(kwargs, samples, error, match):
 ])
 def test_verdict_reads_the_interval_against_the_threshold(low, high, relation, expected):
     assert verdict(Interval((low + high) / 2, low, high), 0.0, relation) == expected
+
+
+@pytest.mark.parametrize("low, high, relation, expected", [
+    (0.06, 0.3, ">", "supported"),  # wholly beyond 0 + 0.05
+    (0.01, 0.04, ">", "not supported (effect too small)"),  # clears 0, not the minimum effect
+    (-0.01, 0.04, ">", "not supported (effect too small)"),  # whatever its sign, below the minimum effect
+    (0.01, 0.3, ">", "inconclusive"),  # straddles the minimum effect
+    (-0.3, -0.01, ">", "not supported"),  # the other sign
+    (-0.3, 0.0, ">", "not supported"),
+    (-0.3, -0.06, "<", "supported"), (-0.04, -0.01, "<", "not supported (effect too small)"),
+    (0.01, 0.2, "<", "not supported"), (-0.2, -0.01, "<", "inconclusive"),
+    (0.05, 0.2, ">=", "supported"), (0.05, 0.2, ">", "inconclusive"),
+])
+def test_a_minimum_effect_moves_the_bar_and_names_a_too_small_effect(low, high, relation, expected):
+    assert verdict(Interval((low + high) / 2, low, high), 0.0, relation, min_effect=0.05) == expected
+
+
+def test_without_a_minimum_effect_no_effect_is_too_small():
+    for low, high in [(-1.0, -0.5), (-0.5, 0.5), (0.5, 1.0), (0.0, 0.0)]:
+        for relation in verdicts.RELATIONS:
+            assert verdict(Interval(low, low, high), 0.0, relation) != verdicts.TOO_SMALL
+
+
+@pytest.mark.parametrize("bad", [-0.1, math.inf, math.nan, "0.1", True])
+def test_a_bad_minimum_effect_is_named(bad):
+    with pytest.raises(ValueError, match="min_effect: expected a finite number ≥ 0"):
+        verdict(Interval(0, 0, 0), 0.0, ">", min_effect=bad)
+    with pytest.raises(ValueError, match="min_effect"):
+        VerdictTable("02", resamples=10).add("c", "m", np.mean, np.ones(3), threshold=0.0, relation=">",
+                                             unit="images", min_effect=bad)
 
 
 def test_verdict_refuses_an_unknown_relation_or_threshold():
@@ -108,11 +174,15 @@ def test_verdict_table_rows_markdown_and_files(tmp_path):
     table.add("straddles", "mean", np.mean, rng.normal(0, 1, 80), threshold=0.0, relation=">", unit="images")
     table.add("train below val", "val − train", lambda a, b: b.mean() - a.mean(), rng.normal(0, 1, 30),
               rng.normal(3, 1, 40), threshold=0.0, relation=">", unit="images", paired=False)
+    table.add("small gain", "mean", np.mean, rng.normal(0.3, 0.1, 40), threshold=0.0, relation=">", unit="pairs",
+              min_effect=1.0, clusters=np.repeat(np.arange(5), 8), cluster_unit="photos")
     rows = table.rows()
-    assert [list(r) for r in rows] == [list(verdicts.COLUMNS)] * 3
-    assert [r["verdict"] for r in rows] == ["supported", "inconclusive", "supported"]
-    assert rows[2]["n"] == "30 + 40"
-    assert "**supported**" in table.markdown() and "> 0" in table.markdown()
+    assert [list(r) for r in rows] == [list(verdicts.COLUMNS)] * 4
+    assert [r["verdict"] for r in rows] == ["supported", "inconclusive", "supported", verdicts.TOO_SMALL]
+    assert rows[2]["n"] == "30 + 40" and rows[2]["clusters"] == "" and rows[3]["clusters"] == "5 photos"
+    assert rows[3]["min_effect"] == 1.0 and rows[0]["min_effect"] == 0.0
+    md = table.markdown()
+    assert "**supported**" in md and "| > 0 |" in md and "| > 0 by ≥ 1 |" in md and "40 pairs (resampled as 5 photos)" in md
     files = table.save(out_dir=tmp_path, profile="smoke", parameters={"seed": 1}, seed=1)
     assert sorted(f.name for f in files) == sorted(f"verdicts_05.{e}" for e in ("csv", "md", "tex", "json"))
     side = json.loads((tmp_path / "verdicts_05.json").read_text())

@@ -133,7 +133,10 @@ def meta_dynamics(load_checkpoint: Callable[[Path], object], checkpoints: Sequen
     between meta and plain maps (``"<split>|<method>|<layer>"``, [epochs]); and, for each split, the
     mean correlation between an epoch's meta maps and the last epoch's (``"final|<split>|..."``).
     The per-image correlations behind each mean are under the same key prefixed with ``"image|"``
-    ([epochs, images], for bootstrap intervals).
+    ([epochs, images], for bootstrap intervals). How much the maps still move from one epoch to the
+    next, per image: ``"image|step|<split>|..."`` (meta maps) and ``"image|plainstep|<split>|..."``
+    (plain maps), ρ(epoch t, epoch t + 1) [epochs − 1, images]; a map that stabilises has this
+    correlation rising towards 1, one that drifts at a steady pace has it flat.
     """
     device = device_of(device)
     checkpoints = [Path(c) for c in checkpoints]
@@ -142,22 +145,23 @@ def meta_dynamics(load_checkpoint: Callable[[Path], object], checkpoints: Sequen
     found = cache.load(0)
     if found is not None:
         return found
-    per_epoch, meta_maps = [], []
+    per_epoch, meta_maps, plain_maps = [], [], []
     for ckpt in tqdm(checkpoints, desc="meta dynamics", unit="epoch", disable=not progress):
         zoo = load_checkpoint(ckpt)
         model = zoo.model.to(device)
-        row, maps_here = {}, {}
+        row, maps_here, plain_here = {}, {}, {}
         for split, (x, t) in splits.items():
             x = x.to(device)
             plain = saliency(model, x, t, layers, methods)
             stepped = saliency(model, x, t, layers, methods, meta=meta)
-            maps_here[split] = stepped
+            maps_here[split], plain_here[split] = stepped, plain
             for key in plain:
                 rho = spearman(plain[key], stepped[key], size or x.shape[-2:]).cpu().numpy()
                 row[f"image{SEP}{split}{SEP}{key[0]}{SEP}{key[1]}"] = rho
                 row[f"{split}{SEP}{key[0]}{SEP}{key[1]}"] = float(np.nanmean(rho))
         per_epoch.append(row)
         meta_maps.append(maps_here)
+        plain_maps.append(plain_here)
     out = {k: np.array([r[k] for r in per_epoch]) for k in per_epoch[0]}
     for split, (x, _) in splits.items():
         final = meta_maps[-1][split]
@@ -165,6 +169,11 @@ def meta_dynamics(load_checkpoint: Callable[[Path], object], checkpoints: Sequen
             rho = np.stack([spearman(m[split][key], final[key], size or x.shape[-2:]).cpu().numpy() for m in meta_maps])
             out[f"image{SEP}final{SEP}{split}{SEP}{key[0]}{SEP}{key[1]}"] = rho
             out[f"final{SEP}{split}{SEP}{key[0]}{SEP}{key[1]}"] = np.nanmean(rho, axis=1)
+            for name, maps in (("step", meta_maps), ("plainstep", plain_maps)):
+                steps = [spearman(a[split][key], b[split][key], size or x.shape[-2:]).cpu().numpy()
+                         for a, b in zip(maps, maps[1:])]
+                out[f"image{SEP}{name}{SEP}{split}{SEP}{key[0]}{SEP}{key[1]}"] = (
+                    np.stack(steps) if steps else np.empty((0, len(x))))
     cache.save(0, out)
     return out
 

@@ -188,7 +188,14 @@ THRESHOLDS = (
     "threshold_near_one", "threshold_anticorrelated", "threshold_closest",  # 03
     "threshold_meta_share", "threshold_val_gap", "threshold_stabilisation",  # 04
     "threshold_scrambled", "threshold_meta_delay",  # 05
-    "threshold_focus_ratio", "threshold_sharper",  # 06
+    "threshold_focus_gain", "threshold_sharper",  # 06
+)
+#: The minimum effects of the comparative claims ("X beats Y" by at least this much; any number ≥ 0).
+MIN_EFFECTS = (
+    "min_selectivity_gain",  # 00
+    "min_pointing_gain",  # 02
+    "min_rho_difference",  # 03, 04, 05
+    "min_focus_gain", "min_mass_gain",  # 06
 )
 _PATH = _optional(_value(checks.text))
 
@@ -255,6 +262,7 @@ SPEC: dict[str, Check] = {
     "contrast_class": _class_of("model"),
     "image_path": _optional(_value(checks.existing_path, "file")),
     **{name: _value(checks.finite_number) for name in THRESHOLDS},
+    **{name: _value(checks.finite_number, 0.0) for name in MIN_EFFECTS},
 }
 
 #: Methods a notebook's verdict reads by name, so its ``methods`` must include them.

@@ -19,6 +19,23 @@ def default_blocks(model: nn.Module) -> list[str]:
     return names[::-1]
 
 
+def blocks_above(model: nn.Module, blocks: Iterable[str], layer: str) -> list[str]:
+    """The blocks of a cascade that lie above ``layer`` (``""``: the input), in the cascade's order:
+    modules registered after it and not inside it (registration order, as :func:`default_blocks`).
+
+    A cascade re-initialises from the top, so the stage of the last of these is "every layer above
+    the map's layer re-initialised, the layer itself and everything below it still trained": the
+    stage at which the paper reads a map as scrambled by the late layers (§ 4.5).
+    """
+    order = {name: k for k, (name, _) in enumerate(model.named_modules())}
+    blocks = list(blocks)
+    unknown = [b for b in [*blocks, layer] if b not in order]
+    if unknown:
+        raise ValueError(f"blocks/layer: no module {unknown[0]!r} in the model")
+    inside = (lambda b: False) if layer == "" else (lambda b: b.startswith(layer + "."))
+    return [b for b in blocks if order[b] > order[layer] and not inside(b)]
+
+
 def randomize(module: nn.Module, seed: int) -> None:
     """Re-initialise every submodule that can (``reset_parameters``), reproducibly."""
     with torch.random.fork_rng(devices=[]):
