@@ -10,7 +10,7 @@ from .aggregations import AGGREGATIONS, Aggregation
 from .combine import combine
 from .engine import saliency
 from .layer_weights import layer_weights
-from .maps import SaliencyMaps
+from .maps import FLAT_RTOL, SaliencyMaps, flat_maps
 from .meta import MetaStep
 from .methods import DEFAULT_METHODS, METHODS, Method, register_method
 from .sites import SITES, Site
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AGGREGATIONS",
+    "FLAT_RTOL",
     "Aggregation",
     "DEFAULT_METHODS",
     "METHODS",
@@ -29,6 +30,7 @@ __all__ = [
     "SITES",
     "SaliencyMaps",
     "combine",
+    "flat_maps",
     "layer_weights",
     "metrics",
     "Site",

@@ -18,6 +18,9 @@ constant combined map (0 for the sum, 1 for the product: the empty sum and produ
 layer and images. :func:`constant_maps` reports which maps are constant, for a runner to count them.
 Constancy is judged on the map as given (before resizing), so that a constant map resized with
 rounding noise of 1 ulp is not stretched to [0, 1]; a map that resizing makes constant counts too.
+"Constant" is up to float rounding (:func:`revisal.maps.flat_maps`, relative spread ≤ 1e-3): a map
+that is constant by construction but computed in float32 (gradient-sum before a global pool) would
+otherwise be stretched from its rounding noise to [0, 1]. (The authors' code normalises that noise.)
 
 The input layer: the authors combine only the network's layers, never the input image's map (their
 weights have no entry for it). :func:`combine` works on whatever maps it is given; the caller
@@ -37,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .maps import check_size
+from .maps import check_size, flat_maps
 
 ConstantRule = Literal["omit", "nan", "raise"]
 CONSTANT_RULES = ("omit", "nan", "raise")
@@ -58,9 +61,8 @@ def _check_maps(maps: object, name: str) -> Tensor:
 
 
 def _is_constant(maps: Tensor) -> Tensor:
-    """``[N]`` bool: map n has ``max = min``."""
-    flat = maps.flatten(1)
-    return flat.amax(1) == flat.amin(1)
+    """``[N]`` bool: map n is flat (:func:`revisal.maps.flat_maps`: ``max = min`` up to rounding)."""
+    return flat_maps(maps).to(maps.device)
 
 
 def normalize_maps(maps: Tensor, constant: float = 0.0) -> Tensor:

@@ -31,6 +31,33 @@ def check_size(size: object, name: str = "size") -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
+#: Relative spread below which a map is flat: (max − min) ≤ FLAT_RTOL · max(|max|, |min|).
+#: A map that is constant by construction (the gradient just before a global average pool: the same
+#: vector at every location) comes out of float32 arithmetic with a spread of float32 rounding only,
+#: 2.2e-5 of its value for gradient-sum at EfficientNet-Lite0's last layer (a sum over 1280 channels:
+#: up to 1280 · 2⁻²⁴ ≈ 7.6e-5). 1e-3 is an order of magnitude above that; a map with any structure a
+#: reader could see spreads by far more.
+FLAT_RTOL = 1e-3
+
+
+def flat_maps(maps: Tensor, rtol: float = FLAT_RTOL) -> Tensor:
+    r"""``[N]`` bool: which maps of a ``[N, ...]`` batch are flat, constant up to rounding:
+    :math:`\max m - \min m \le \text{rtol} \cdot \max(|\max m|, |\min m|)` (an all-zero map is flat).
+
+    A flat map has no maximum and no normalisation: the pointing games score it "n/a", a layer
+    combination leaves it out, and the figures say so instead of drawing rounding noise.
+    """
+    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not 0 <= rtol < 1:
+        raise ValueError(f"rtol: expected a number in [0, 1), got {rtol!r}")
+    if not isinstance(maps, Tensor):
+        maps = torch.as_tensor(np.asarray(maps))
+    flat = maps.detach().flatten(1).double()
+    if flat.shape[1] == 0:
+        raise ValueError(f"maps: empty maps, shape {tuple(maps.shape)}")
+    hi, lo = flat.amax(1), flat.amin(1)
+    return (hi - lo) <= rtol * torch.maximum(hi.abs(), lo.abs())
+
+
 class SaliencyMaps(Mapping[Key, Tensor]):
     """Saliency maps for a batch, one ``Tensor[N, 1, h, w]`` per ``(method, layer)``.
 

@@ -100,8 +100,26 @@ def show_map(ax, image: np.ndarray | None, heat, *, signed: bool | None = None, 
     [H, W, 3] (or alone when ``image`` is None), with the colour map of its sign (``signed``:
     default from the data). ``outline``: a boolean mask [H, W] drawn as a contour; ``mark_max``: a
     cross at the map's maximum (the pointing game's point); ``note``: text in the panel's corner.
-    Returns the ``AxesImage`` of the map (for a colour bar)."""
+    A flat map (:func:`revisal.maps.flat_maps`: constant up to rounding, e.g. a gradient just before
+    a global average pool) is not drawn: scaled, its rounding noise would fill the panel; the panel
+    says "flat map" instead.
+    Returns the ``AxesImage`` of the map (for a colour bar), None for a flat map."""
+    from .maps import flat_maps
+
     size = None if image is None else tuple(np.asarray(image).shape[:2])
+    if bool(flat_maps(torch.as_tensor(_array(heat))[None])[0]):
+        if image is not None:
+            ax.imshow(_grey(image), cmap="gray", vmin=0, vmax=1)
+        ax.text(0.5, 0.5, "flat map\n(constant: no\nlocation, n/a)", transform=ax.transAxes, fontsize=7,
+                ha="center", va="center", bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "alpha": 0.85,
+                                                 "linewidth": 0})
+        if note:
+            ax.text(0.03, 0.04, note, transform=ax.transAxes, fontsize=7, color="black",
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.8, "linewidth": 0})
+        _bare(ax)
+        if title:
+            ax.set_title(title, fontsize=8)
+        return None
     signed = is_signed(heat) if signed is None else signed
     values = scaled(heat, size)
     if image is not None:
@@ -176,7 +194,7 @@ def grid(image: np.ndarray | None, rows: Mapping[str, Sequence], columns: Sequen
                 continue
             shown = show_map(ax, picture, heat, signed=row_signed, title=title, mark_max=mark_max,
                              note=(notes or {}).get(label, [None] * n_cols)[c],
-                             outline=(outlines or {}).get(label, [None] * n_cols)[c])
+                             outline=(outlines or {}).get(label, [None] * n_cols)[c]) or shown
         axes[r, 0].set_ylabel(label, fontsize=8)
         if shown is not None:
             bar = fig.colorbar(shown, ax=list(axes[r]), shrink=0.85, pad=0.01, aspect=12)

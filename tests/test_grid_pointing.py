@@ -82,7 +82,8 @@ def test_offline_photos_are_real_rgb_photos():
 def test_runner_known_answer_and_cache(tmp_path, monkeypatch):
     """On the colour model every class-selective map (linear approximation at the input, Grad-CAM
     at the conv) peaks in its own cell: 100%; the input gradient is constant (a 1×1 conv and a
-    mean): no maximum, 0%. A second run reads every mosaic's maps from the cache."""
+    mean): no maximum, so "n/a" (NaN, every trial flat). A second run reads every mosaic's maps from
+    the cache."""
     zoo = _colour_zoo()
     photos = {name: _solid(COLOURS[name]) for name in ("red", "green", "blue", "black")}
     kept = classify_photos(zoo, photos, min_confidence=0.5)
@@ -91,7 +92,8 @@ def test_runner_known_answer_and_cache(tmp_path, monkeypatch):
     assert len(res) == 24 and res.columns == ["", "0", "uniform sum", "linear sum", "linear product"]
     table = res.accuracy_table()
     assert table[0, 0] == 100 and table[1, 1] == 100 and table[0, 2:].tolist() == [100] * 3
-    assert table[2, 0] == 0
+    assert np.isnan(table[2, 0]) and res.flat_share()[2, 0] == 1 and not res.hits[2, 0].any()
+    assert res.flat_share()[0, 0] == 0
     # every trial's target photo sits in its cell: the mosaic order, row-major
     assert [kept_names for kept_names in res.trial_photo[:4]] == list(res.mosaics[0])
     assert res.take(np.arange(4)).hits.shape == (3, 5, 4)

@@ -247,3 +247,24 @@ def test_a_resample_without_difficult_pairs_scores_zero_as_the_pointing_game():
     easy = res.take(np.flatnonzero(~res.difficult)[:5])
     assert easy.accuracy("a", "l1", "difficult") == 100 * PointingGame(res.num_classes, res.tolerance).accuracy == 0.0
     assert easy.accuracy_table("difficult").shape == (2, 3) and not easy.accuracy_table("difficult").any()
+
+
+def test_flat_maps_are_left_out_of_the_pointing_accuracy():
+    """A pair whose map was flat ("n/a") counts neither as a hit nor as a pair of its class; a
+    column with no scored pair is NaN, never the best."""
+    res = _results()
+    scored = np.ones_like(res.hits)
+    scored[:, 0, 0] = False  # method a at l1: every map flat
+    scored[:10, 1, 1] = False  # method b at l2: ten pairs flat
+    marked = PointingResults(**{**res.__dict__, "scored": scored})
+    assert np.isnan(marked.accuracy("a", "l1")) and marked.flat_share("a", "l1") == 1.0
+    assert marked.best_single("a")[0] == "l2"
+    keep = np.arange(res.pairs) >= 10
+    game = PointingGame(res.num_classes, res.tolerance)
+    for c, h in zip(res.class_ids[keep], res.hits[keep, 1, 1]):
+        game.add(int(c), bool(h))
+    assert marked.accuracy("b", "l2") == pytest.approx(100 * game.accuracy, abs=1e-12)
+    assert marked.accuracy_table()[1, 1] == pytest.approx(100 * game.accuracy, abs=1e-12)
+    assert marked.accuracy("b", "l1") == res.accuracy("b", "l1")  # untouched columns unchanged
+    assert np.array_equal(marked.take(np.arange(5)).scored, scored[:5])
+    assert marked.select(["b"], ["l2"]).flat_share("b", "l2") == pytest.approx(10 / res.pairs)

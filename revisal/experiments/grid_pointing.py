@@ -21,6 +21,7 @@ from ..data.mosaics import Classified, arrangements, mosaic
 from ..engine import saliency
 from ..files import digest_arrays
 from ..layer_weights import layer_weights
+from ..maps import flat_maps
 from ..metrics.grid import grid_hits
 from .cache import CACHE_ROOT, RunCache, device_of, weights_checksum
 
@@ -35,7 +36,8 @@ COMBINATIONS: dict[str, tuple[str, str]] = {
 @dataclass
 class GridResults:
     """Hits ``[methods, layers + combinations, trials]`` (one trial = one cell of one mosaic) and
-    what they rest on."""
+    what they rest on. ``scored`` (same shape) is False where the map was flat
+    (:func:`revisal.maps.flat_maps`): "n/a", left out of the hit rate."""
 
     methods: list[str]
     layers: list[str]
@@ -46,6 +48,11 @@ class GridResults:
     trial_photo: np.ndarray
     trial_cell: np.ndarray
     maps: dict = field(default_factory=dict, repr=False)  # (method, layer) → [trials, h, w] float32
+    scored: np.ndarray | None = None  # bool like hits; None: every map scored
+
+    def __post_init__(self) -> None:
+        if self.scored is None:
+            self.scored = np.ones_like(self.hits, dtype=bool)
 
     @property
     def columns(self) -> list[str]:
@@ -57,11 +64,19 @@ class GridResults:
     def take(self, index: np.ndarray) -> "GridResults":
         """The same results on trials ``index`` (for bootstrap resampling)."""
         return GridResults(self.methods, self.layers, self.combinations, self.hits[..., index], self.photos,
-                           self.mosaics, self.trial_photo[index], self.trial_cell[index])
+                           self.mosaics, self.trial_photo[index], self.trial_cell[index],
+                           scored=self.scored[..., index])
 
     def accuracy_table(self) -> np.ndarray:
-        """Hit rates in percent, ``[methods, layers + combinations]``."""
-        return 100 * self.hits.mean(-1)
+        """Hit rates in percent over the scored trials, ``[methods, layers + combinations]``; NaN
+        ("n/a") where every map was flat."""
+        counted = self.scored.sum(-1)
+        hits = (self.hits & self.scored).sum(-1)
+        return np.where(counted > 0, 100 * hits / np.maximum(counted, 1), np.nan)
+
+    def flat_share(self) -> np.ndarray:
+        """Share of flat ("n/a") maps, ``[methods, layers + combinations]``."""
+        return 1 - self.scored.mean(-1)
 
     def rows(self) -> list[dict]:
         """One row per method: hit rate (%) at each layer and combination."""
@@ -119,15 +134,19 @@ def grid_pointing_game(zoo, photos: dict[str, np.ndarray], kept: Sequence[Classi
               for i, m in enumerate(methods) for j, layer in enumerate(layers)}
     combos = list(COMBINATIONS)
     hits = np.zeros((len(methods), len(layers) + len(combos), len(cells)), dtype=bool)
+    scored = np.ones_like(hits)
     for i, m in enumerate(methods):
         per_layer = [torch.from_numpy(joined[m, layer])[:, None] for layer in layers]
         for j, layer_maps in enumerate(per_layer):
             hits[i, j] = grid_hits(layer_maps, cells, size=size)
+            scored[i, j] = ~flat_maps(layer_maps).numpy()
         for c, (kind, mode) in enumerate(COMBINATIONS.values()):
             gamma = layer_weights(kind, num_layers=len(layers))
-            hits[i, len(layers) + c] = grid_hits(combine(per_layer, gamma, mode=mode), cells, size=size)
+            combined = combine(per_layer, gamma, mode=mode)  # flat layers left out of each trial's combination
+            hits[i, len(layers) + c] = grid_hits(combined, cells, size=size)
+            scored[i, len(layers) + c] = ~flat_maps(combined).numpy()
     trial_photo = np.array([i for order in plan for i in order])
-    return GridResults(methods, layers, combos, hits, list(kept), plan, trial_photo, cells, joined)
+    return GridResults(methods, layers, combos, hits, list(kept), plan, trial_photo, cells, joined, scored)
 
 
 __all__ = ["COMBINATIONS", "GridResults", "grid_pointing_game"]

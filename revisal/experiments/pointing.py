@@ -32,6 +32,7 @@ from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 
 from ..combine import combine_many
 from ..engine import saliency
+from ..maps import flat_maps
 from ..methods import resolve_methods
 from ..metrics.pointing import gaussian_smooth, is_hit, maxima
 from ..objectives import PointingObjective, map_cross_entropy
@@ -63,7 +64,13 @@ def export_name(column: str) -> str:
 
 @dataclass
 class PointingResults:
-    """Per-pair hits for every method at every layer and combination; accuracies in %."""
+    """Per-pair hits for every method at every layer and combination; accuracies in %.
+
+    ``hits`` are TorchRay's (the argmax of every map, flat or not). ``scored`` is False where the map
+    was flat (:func:`revisal.maps.flat_maps`: constant up to rounding, so its argmax is the first
+    pixel, not a location the method chose): such pairs are "n/a", left out of that column's
+    accuracy (out of its class's count too), and a column with no scored pair is NaN.
+    """
 
     methods: list[str]
     columns: list[str]  # the layers, then the combinations
@@ -76,25 +83,36 @@ class PointingResults:
     tolerance: float
     points: np.ndarray | None = None  # int [P, methods, columns, 2]: (x, y) in original-image pixels
     images: np.ndarray | None = None  # [P] each pair's image id (the dataset's image name)
+    scored: np.ndarray | None = None  # bool like hits: False where the map was flat ("n/a"); None: all scored
 
-    def _score(self, hits: np.ndarray, subset: str) -> float:
+    def __post_init__(self) -> None:
+        if self.scored is None:
+            self.scored = np.ones_like(self.hits, dtype=bool)
+
+    def _score(self, hits: np.ndarray, subset: str, scored: np.ndarray | None = None) -> float:
         """TorchRay's :class:`~revisal.metrics.PointingGame` accuracy of ``hits`` [P] (or of each
         column of ``hits`` [P, K]), vectorised: ``100 · mean_c hits_c / max(pairs_c, 1)`` over all
-        ``num_classes`` classes."""
+        ``num_classes`` classes, counting only the ``scored`` pairs of each column (hits and
+        pairs_c); NaN for a column with no scored pair."""
         keep = self.difficult if subset == "difficult" else np.ones(len(self.class_ids), dtype=bool)
         classes = self.class_ids[keep]
-        pairs = np.bincount(classes, minlength=self.num_classes)
         h = np.asarray(hits, dtype=bool).reshape(len(self.class_ids), -1)[keep]  # [kept pairs, columns]
-        # Hits per class and column, counted exactly in integers over the pairs sorted by class (a
-        # BLAS product would be no more exact, and its threads stall a bootstrap's thousands of
-        # calls on a busy machine).
+        counted = (np.ones_like(h) if scored is None
+                   else np.asarray(scored, dtype=bool).reshape(len(self.class_ids), -1)[keep])
+        pairs = np.bincount(classes, minlength=self.num_classes)
+        # Hits and scored pairs per class and column, counted exactly in integers over the pairs
+        # sorted by class (a BLAS product would be no more exact, and its threads stall a
+        # bootstrap's thousands of calls on a busy machine).
         per_class = np.zeros((self.num_classes, h.shape[1]))
+        per_class_pairs = np.zeros((self.num_classes, h.shape[1]))
         present = np.flatnonzero(pairs)
         if len(present):
             starts = (np.cumsum(pairs) - pairs)[present]
-            by_class = h[np.argsort(classes, kind="stable")].view(np.uint8)
-            per_class[present] = np.add.reduceat(by_class, starts, axis=0, dtype=np.int64)
-        accuracy = 100 * (per_class / np.maximum(pairs, 1)[:, None]).mean(0)
+            order = np.argsort(classes, kind="stable")
+            per_class[present] = np.add.reduceat((h & counted)[order].view(np.uint8), starts, axis=0, dtype=np.int64)
+            per_class_pairs[present] = np.add.reduceat(counted[order].view(np.uint8), starts, axis=0, dtype=np.int64)
+        accuracy = 100 * (per_class / np.maximum(per_class_pairs, 1)).mean(0)
+        accuracy = np.where(counted.any(0) | (len(h) == 0), accuracy, np.nan)
         return float(accuracy[0]) if np.ndim(hits) == 1 else accuracy
 
     def take(self, index) -> "PointingResults":
@@ -105,7 +123,8 @@ class PointingResults:
             return None if a is None else np.take(a, index, axis=0)
 
         return replace(self, hits=rows(self.hits), class_ids=rows(self.class_ids), difficult=rows(self.difficult),
-                       center=rows(self.center), points=rows(self.points), images=rows(self.images))
+                       center=rows(self.center), points=rows(self.points), images=rows(self.images),
+                       scored=rows(self.scored))
 
     def __len__(self) -> int:
         return self.pairs
@@ -118,7 +137,7 @@ class PointingResults:
         mi, ci = [self.methods.index(m) for m in methods], [self.columns.index(c) for c in columns]
         points = None if self.points is None else self.points[:, mi][:, :, ci]
         return replace(self, methods=methods, columns=columns, layers=[c for c in columns if c in self.layers],
-                       hits=self.hits[:, mi][:, :, ci], points=points)
+                       hits=self.hits[:, mi][:, :, ci], points=points, scored=self.scored[:, mi][:, :, ci])
 
     def export_rows(self) -> list[dict]:
         """One row per (pair, method, column): ``image_id, class_id, method, layer, x, y, hit``
@@ -133,16 +152,23 @@ class PointingResults:
 
     def accuracy_table(self, subset: str = "all") -> np.ndarray:
         """Accuracy (%) of every method (rows) and column (layers, then combinations), in one pass."""
-        return self._score(self.hits.reshape(len(self.class_ids), -1), subset).reshape(len(self.methods), -1)
+        n = len(self.class_ids)
+        return self._score(self.hits.reshape(n, -1), subset, self.scored.reshape(n, -1)).reshape(len(self.methods), -1)
 
     def accuracies(self, method: str, subset: str = "all") -> dict[str, float]:
         """Accuracy (%) of every column (layers, then combinations) of one method, in one pass."""
-        scores = self._score(self.hits[:, self.methods.index(method), :], subset)
+        mi = self.methods.index(method)
+        scores = self._score(self.hits[:, mi, :], subset, self.scored[:, mi, :])
         return dict(zip(self.columns, np.atleast_1d(scores).tolist()))
 
     def accuracy(self, method: str, column: str, subset: str = "all") -> float:
         """TorchRay's pointing accuracy (mean of per-class accuracies, %) of one method and column."""
-        return self._score(self.hits[:, self.methods.index(method), self.columns.index(column)], subset)
+        mi, ci = self.methods.index(method), self.columns.index(column)
+        return self._score(self.hits[:, mi, ci], subset, self.scored[:, mi, ci])
+
+    def flat_share(self, method: str, column: str) -> float:
+        """Share of the pairs whose map of ``method`` at ``column`` was flat ("n/a")."""
+        return float(1 - self.scored[:, self.methods.index(method), self.columns.index(column)].mean())
 
     def center_accuracy(self, subset: str = "all") -> float:
         return self._score(self.center, subset)
@@ -150,7 +176,7 @@ class PointingResults:
     def best_single(self, method: str, subset: str = "all") -> tuple[str, float]:
         everything = self.accuracies(method, subset)
         scores = {layer: everything[layer] for layer in self.layers}
-        best = max(scores, key=scores.get)
+        best = max(scores, key=lambda k: -np.inf if np.isnan(scores[k]) else scores[k])  # "n/a" never best
         return best, scores[best]
 
     def best_combination(self, method: str, subset: str = "all") -> tuple[str, float]:
@@ -159,7 +185,7 @@ class PointingResults:
             raise ValueError("no combinations were scored")
         everything = self.accuracies(method, subset)
         scores = {c: everything[c] for c in combos}
-        best = max(scores, key=scores.get)
+        best = max(scores, key=lambda k: -np.inf if np.isnan(scores[k]) else scores[k])  # "n/a" never best
         return best, scores[best]
 
     @property
@@ -264,7 +290,7 @@ def pointing_game(zoo, source, methods: Sequence[str], layers: Sequence[str], *,
     merged = {k: np.concatenate([part[k] for part in loaded]) for k in loaded[0]}
     return PointingResults(methods, columns, layers, merged["hits"], merged["class_ids"], merged["difficult"],
                            merged["center"], source.num_classes, source.tolerance, points=merged["points"],
-                           images=merged["images"])
+                           images=merged["images"], scored=merged["scored"])
 
 
 @dataclass
@@ -304,6 +330,7 @@ class _Run:
     def score(self, pairs: list[Pair], bar, start) -> dict[str, np.ndarray]:
         columns = [layer or "input" for layer in self.layers] + [combination_name(k, m) for k, m, _ in self.combos]
         hits = np.zeros((len(pairs), len(self.methods), len(columns)), dtype=bool)
+        scored = np.zeros_like(hits)
         points = np.zeros((len(pairs), len(self.methods), len(columns), 2), dtype=np.int32)
         center = np.zeros(len(pairs), dtype=bool)
         k = 0
@@ -327,10 +354,11 @@ class _Run:
                 xs, ys = _maxima(candidates, [f"{method} maps at {column}" for column in columns])  # [columns, B]
                 points[k:k + len(group), mi, :, 0], points[k:k + len(group), mi, :, 1] = xs.T.numpy(), ys.T.numpy()
                 hits[k:k + len(group), mi, :] = regions[rows, ys, xs].T.numpy()
+                scored[k:k + len(group), mi, :] = ~torch.stack([flat_maps(c) for c in candidates], 1).numpy()
             k += len(group)
             bar.update(len(group))
             bar.set_postfix(pairs_s=f"{bar.n / max(time.perf_counter() - start, 1e-9):.1f}", refresh=False)
-        return {"hits": hits, "points": points, "class_ids": np.array([p.class_id for p in pairs]),
+        return {"hits": hits, "scored": scored, "points": points, "class_ids": np.array([p.class_id for p in pairs]),
                 "difficult": np.array([p.difficult for p in pairs]), "center": center,
                 "images": np.array([self.source.image_id(p) for p in pairs])}
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..maps import check_size
+from ..maps import check_size, flat_maps
 from .pointing import refuse_unscorable
 
 
@@ -59,7 +59,9 @@ def grid_hits(maps: Tensor | np.ndarray, cells: Sequence[int] | np.ndarray, grid
 
     With :math:`\hat m` the map bilinearly resized to ``size`` (default: as given) and
     :math:`U^* = \arg\max_u \hat m_u` (all maximisers), hit :math:`= [U^* \subseteq \text{cell}]`
-    and :math:`\max \hat m > \min \hat m`: maximisers in two cells are a tie, a miss for both.
+    and the map is not flat: maximisers in two cells are a tie, a miss for both. A flat map
+    (:func:`revisal.maps.flat_maps`, constant up to rounding) has no maximum, so it is no hit here
+    either; a runner scores it "n/a" (:func:`revisal.maps.flat_maps` tells which).
     After a resize, values within its float64 rounding of the maximum count as maximisers.
     Empty maps and maps holding NaN or ±Inf are refused (ValueError naming ``maps``).
     """
@@ -85,7 +87,7 @@ def grid_hits(maps: Tensor | np.ndarray, cells: Sequence[int] | np.ndarray, grid
     top = flat >= peak - rounding * np.abs(flat).max(axis=1, keepdims=True, initial=0)
     inside = masks.reshape(len(masks), -1)[cells.astype(np.intp)]
     pointed = ~(top & ~inside).any(axis=1)  # no maximiser outside the target's cell
-    return pointed & (flat.max(axis=1, initial=-np.inf) > flat.min(axis=1, initial=np.inf))
+    return pointed & ~flat_maps(flat).numpy()
 
 
 __all__ = ["cell_masks", "grid_hits"]
