@@ -134,20 +134,41 @@ def _by(min_effect: float) -> str:
     return f" by ≥ {number(min_effect)}" if min_effect else ""
 
 
-def claims(figures: Path) -> str:
-    """Every notebook's verdict table as one table: claim, value [95% CI], test, verdict. Each
-    numbered notebook must have its ``verdicts_<NN>.csv``, with rows."""
+def _all_rows(figures: Path) -> list[tuple[str, dict]]:
+    """(notebook stem, row) of every verdict table, in notebook order."""
     stems = _notebook_stems(figures)
-    lines = ["| notebook | claim (paper) | metric | value [95% CI] | test | verdict |", "|---|---|---|---|---|---|"]
     extra = sorted(p for p in figures.glob("verdicts_*.csv") if p.stem.split("_", 1)[1] not in stems)
     if extra:
         raise ValueError(f"{extra[0]}: no notebook {extra[0].stem.split('_', 1)[1]!r} writes it; notebooks: "
                          f"{sorted(stems.values())}")
-    for number_, stem in sorted(stems.items()):
-        for row in _verdict_rows(figures / f"verdicts_{number_}.csv", stem):
-            lines.append(f"| `{stem}` | {cell(row['claim'])} | {cell(row['metric'])} | "
-                         f"{number(row['value'])} [{number(row['ci_low'])}, {number(row['ci_high'])}] | "
-                         f"{row['relation']} {number(row['threshold'])}{_by(row['min_effect'])} | **{row['verdict']}** |")
+    return [(stem, row) for number_, stem in sorted(stems.items())
+            for row in _verdict_rows(figures / f"verdicts_{number_}.csv", stem)]
+
+
+def outcome(figures: Path) -> str:
+    """One line: how many of the paper's claims this run supports, and how many it does not."""
+    rows = [row for _, row in _all_rows(figures)]
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in verdicts.VERDICTS}
+    parts = ", ".join(f"**{n} {v}**" for v, n in counts.items() if n)
+    return (f"Outcome of the committed mini-profile run: {parts} (of {len(rows)} claims; the claims table below "
+            "says what each rests on and how to read it).")
+
+
+def _units(row: dict) -> str:
+    n = f"{row.get('n', '')} {row.get('unit', '')}".strip()
+    return f"{n} (resampled as {row['clusters']})" if row.get("clusters") else n
+
+
+def claims(figures: Path) -> str:
+    """Every notebook's verdict table as one table: claim, what it rests on, value [95% CI], test,
+    n, verdict and its reading. Each numbered notebook must have its ``verdicts_<NN>.csv``, with rows."""
+    lines = ["| notebook | claim (paper) | metric | rests on | value [95% CI] | test | n | verdict | reading |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for stem, row in _all_rows(figures):
+        lines.append(f"| `{stem}` | {cell(row['claim'])} | {cell(row['metric'])} | {cell(row.get('rests_on') or '')} | "
+                     f"{number(row['value'])} [{number(row['ci_low'])}, {number(row['ci_high'])}] | "
+                     f"{row['relation']} {number(row['threshold'])}{_by(row['min_effect'])} | {cell(_units(row))} | "
+                     f"**{row['verdict']}** | {cell(row.get('why') or '')} |")
     return "\n".join(lines)
 
 
@@ -231,7 +252,7 @@ def gallery(figures: Path, prefix: str = "figures") -> str:
 
 
 SECTIONS: dict[str, Callable[[Path], str]] = {
-    "claims": claims, "pointing": pointing, "models": lambda figures: models(), "captioner": captioner,
+    "outcome": outcome, "claims": claims, "pointing": pointing, "models": lambda figures: models(), "captioner": captioner,
     "gallery": gallery, "grid": grid,
 }
 

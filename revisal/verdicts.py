@@ -38,7 +38,7 @@ import math
 import numbers
 import operator
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -52,7 +52,7 @@ VERDICTS = ("supported", "not supported", TOO_SMALL, "inconclusive")
 #: The columns of every verdict table, in order (``clusters``: the independent sources resampled,
 #: empty where the units themselves are).
 COLUMNS = ("claim", "metric", "value", "ci_low", "ci_high", "relation", "threshold", "min_effect", "verdict", "n",
-           "unit", "clusters")
+           "unit", "clusters", "rests_on", "why")
 
 
 @dataclass(frozen=True)
@@ -223,6 +223,8 @@ class Claim:
     unit: str
     min_effect: float = 0.0
     clusters: str = ""  # "5 photos": the independent sources resampled; "" where the units are
+    why: str = ""  # what a verdict other than "supported" means here (the stand-in's limit, or the paper)
+    rests_on: str = ""  # the model and data the statistic comes from ("mini_vgg, testbed scenes")
 
     @property
     def verdict(self) -> str:
@@ -238,7 +240,15 @@ class Claim:
         return {"claim": self.claim, "metric": self.metric, "value": self.interval.value,
                 "ci_low": self.interval.low, "ci_high": self.interval.high, "relation": self.relation,
                 "threshold": float(self.threshold), "min_effect": float(self.min_effect), "verdict": self.verdict,
-                "n": self.n, "unit": self.unit, "clusters": self.clusters}
+                "n": self.n, "unit": self.unit, "clusters": self.clusters, "rests_on": self.rests_on,
+                "why": self.why if self.verdict != "supported" else ""}
+
+
+def by_verdict(*, not_supported: str = "", too_small: str = "", inconclusive: str = "") -> Callable[[Claim], str]:
+    """A claim's ``why`` that depends on its verdict: the text for *not supported*, *not supported
+    (effect too small)* or *inconclusive* (empty for a verdict given no text)."""
+    texts = {"not supported": not_supported, TOO_SMALL: too_small, "inconclusive": inconclusive}
+    return lambda claim: texts.get(claim.verdict, "")
 
 
 class VerdictTable:
@@ -258,10 +268,14 @@ class VerdictTable:
 
     def add(self, claim: str, metric: str, statistic: Callable[..., float], *samples: Any, threshold: float,
             relation: str, unit: str, paired: bool = True, min_effect: float = 0.0, clusters: Any = None,
-            cluster_unit: str = "clusters") -> Claim:
+            cluster_unit: str = "clusters", why: str | Callable[["Claim"], str] = "", rests_on: str = "") -> Claim:
         """Bootstrap ``statistic`` over ``samples`` (see :func:`bootstrap`) and record the claim
         ``statistic <relation> threshold`` by at least ``min_effect``; ``unit`` names what one row of
-        a sample is; ``clusters`` (a label per unit) resamples whole ``cluster_unit`` instead."""
+        a sample is; ``clusters`` (a label per unit) resamples whole ``cluster_unit`` instead.
+        ``why``: what the verdict means when it is not "supported" (whether the cause is a limit of
+        the stand-in or a disagreement with the paper, and where else the package shows the
+        pattern), as text or as a function of the recorded claim; :meth:`reading` shows it.
+        ``rests_on``: the model and data behind the statistic, for the README's claims table."""
         if relation not in RELATIONS:
             raise ValueError(f"relation: expected one of {list(RELATIONS)}, got {relation!r}")
         verdict(Interval(0.0, 0.0, 0.0), threshold, relation, min_effect)  # checks threshold and min_effect first
@@ -269,7 +283,13 @@ class VerdictTable:
         sizes = [len(s) for s in samples]
         n = sizes[0] if paired else " + ".join(map(str, sizes))
         groups = "" if clusters is None else f"{len(np.unique(np.asarray(clusters)))} {cluster_unit}"
-        found = Claim(claim, metric, interval, relation, threshold, n, unit, float(min_effect), groups)
+        found = Claim(claim, metric, interval, relation, threshold, n, unit, float(min_effect), groups,
+                      rests_on=rests_on)
+        if callable(why):
+            why = why(found)
+        if not isinstance(why, str):
+            raise TypeError(f"why: expected text (or a function of the claim returning text), got {type(why).__name__}")
+        found = replace(found, why=why)
         self.claims.append(found)
         return found
 
@@ -290,6 +310,25 @@ class VerdictTable:
 
     def _repr_markdown_(self) -> str:
         return self.markdown()
+
+    def outcome(self) -> str:
+        """One line: how many claims are supported, not supported, too small, inconclusive."""
+        counts = {v: sum(c.verdict == v for c in self.claims) for v in VERDICTS}
+        return ", ".join(f"{n} {v}" for v, n in counts.items() if n) + f" (of {len(self.claims)} claims)"
+
+    def reading(self) -> str:
+        """"Reading the verdicts" as Markdown: the outcome line, then for every claim that is not
+        supported its numbers against its bar and what that means here (``why``)."""
+        lines = [f"**Outcome:** {self.outcome()}.", ""]
+        for c in self.claims:
+            if c.verdict == "supported":
+                continue
+            numbers_ = f"{c.interval.value:.3g}, 95% CI [{c.interval.low:.3g}, {c.interval.high:.3g}], against {c.test}"
+            lines.append(f"- *{c.claim}*: **{c.verdict}** ({c.metric} = {numbers_}). "
+                         + (c.why or "No reading was given for this claim."))
+        if len(lines) == 2:
+            lines.append("Every claim is supported at its threshold and minimum effect.")
+        return "\n".join(lines) + "\n"
 
     def save(self, *, out_dir, profile: str, parameters: Mapping[str, Any], seed: int | None = None) -> list:
         """Save as ``verdicts_<notebook>`` (CSV + Markdown + LaTeX + JSON sidecar with the bootstrap settings)."""

@@ -37,20 +37,26 @@ def test_rendering_is_idempotent_and_leaves_the_prose_alone():
 
 
 def test_readme_claims_match_the_verdict_tables():
-    """Each claims row of the README states its verdict table's value, interval and verdict (to the
-    README's rounding)."""
+    """Each claims row of the README states its verdict table's value, interval, test, units,
+    verdict and reading (to the README's rounding); the outcome line counts the verdicts."""
     rows = [r for r in section((ROOT / "README.md").read_text(), "claims").splitlines() if r.startswith("| `")]
     expected = [row for path in sorted(FIGURES.glob("verdicts_*.csv")) for row in verdicts.read(path)]
     assert len(rows) == len(expected) > 0
     for line, row in zip(rows, expected):
         cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
-        assert cells[1] == row["claim"] and cells[2] == row["metric"]
-        value, low, high = map(float, re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cells[3]).groups())
+        assert cells[1] == row["claim"] and cells[2] == row["metric"] and cells[3] == (row.get("rests_on") or "")
+        value, low, high = map(float, re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cells[4]).groups())
         for shown, exact in ((value, row["value"]), (low, row["ci_low"]), (high, row["ci_high"])):
             # 1 decimal from 10 up, 2 from 1 up, else 3 significant digits
             assert shown == pytest.approx(exact, abs=0.051 if abs(exact) >= 10 else 0.0051 if abs(exact) >= 1 else
                                           0.0051 * abs(exact) + 1e-12)
-        assert cells[5] == f"**{row['verdict']}**"
+        assert cells[5].startswith(row["relation"]) and (" by ≥ " in cells[5]) == (row["min_effect"] > 0)
+        assert cells[6].startswith(str(row["n"])) and cells[7] == f"**{row['verdict']}**"
+        assert cells[8] == (row.get("why") or "")
+    outcome = section((ROOT / "README.md").read_text(), "outcome")
+    for verdict in verdicts.VERDICTS:
+        count = sum(row["verdict"] == verdict for row in expected)
+        assert (f"**{count} {verdict}**" in outcome) == (count > 0)
 
 
 def test_readme_numbers_match_the_tables():
@@ -72,7 +78,9 @@ def test_sections_are_rebuilt_from_a_figures_folder(tmp_path):
     text = "intro\n" + "\n".join("\n".join(readme._markers(n)) for n in ("claims",)) + "\noutro\n"
     out = "\n".join([text])
     built = readme.claims(figures)
-    assert "| `05_weight_randomization` | a claim | a metric | 1.00 [1.00, 1.00] | > 0.5 | **supported** |" in built
+    assert "| `05_weight_randomization` | a claim | a metric |  | 1.00 [1.00, 1.00] | > 0.5 | 3 images | **supported** |  |" \
+        in built
+    assert readme.outcome(figures).startswith(f"Outcome of the committed mini-profile run: **{len(NOTEBOOKS)} supported** (of")
     with pytest.raises(ValueError, match="expected one .* pair for the pointing section"):
         readme.render(out, figures)
 

@@ -268,3 +268,32 @@ def test_flat_maps_are_left_out_of_the_pointing_accuracy():
     assert marked.accuracy("b", "l1") == res.accuracy("b", "l1")  # untouched columns unchanged
     assert np.array_equal(marked.take(np.arange(5)).scored, scored[:5])
     assert marked.select(["b"], ["l2"]).flat_share("b", "l2") == pytest.approx(10 / res.pairs)
+
+
+def test_the_reading_gives_numbers_and_meaning_of_every_claim_not_supported(tmp_path):
+    table = VerdictTable("03", resamples=200, seed=0)
+    rng = np.random.default_rng(1)
+    table.add("holds", "mean", np.mean, rng.normal(2, 0.1, 50), threshold=0.0, relation=">", unit="images",
+              why="never shown", rests_on="mini_vgg, testbed")
+    table.add("too small", "mean", np.mean, rng.normal(0.02, 0.01, 50), threshold=0.0, relation=">", unit="images",
+              min_effect=0.5, why=lambda c: f"an effect of {c.interval.value:.2f} is within the stand-in's noise")
+    table.add("fails", "mean", np.mean, rng.normal(-1, 0.1, 50), threshold=0.0, relation=">", unit="images")
+    text = table.reading()
+    assert text.startswith("**Outcome:** 1 supported, 1 not supported, 1 not supported (effect too small) (of 3 claims).")
+    assert "never shown" not in text and "*holds*" not in text
+    assert "*too small*: **not supported (effect too small)**" in text and "against > 0 by ≥ 0.5" in text
+    assert "an effect of 0.02 is within the stand-in's noise" in text
+    assert "*fails*: **not supported**" in text and "No reading was given" in text
+    rows = table.rows()
+    assert rows[0]["why"] == "" and rows[0]["rests_on"] == "mini_vgg, testbed" and rows[1]["why"].startswith("an effect")
+    with pytest.raises(TypeError, match="why: expected text"):
+        table.add("x", "m", np.mean, np.ones(3), threshold=0.0, relation=">", unit="images", why=3)
+
+
+def test_a_reading_by_verdict_picks_the_text_of_the_verdict_found():
+    why = verdicts.by_verdict(not_supported="no", too_small="small", inconclusive="unsure")
+    table = VerdictTable("02", resamples=100)
+    got = [table.add(name, "m", np.mean, sample, threshold=0.0, relation=">", unit="u", min_effect=0.5, why=why).why
+           for name, sample in [("a", np.full(5, -1.0)), ("b", np.full(5, 0.2)), ("c", np.array([0.0, 1.0] * 5)),
+                                ("d", np.full(5, 2.0))]]
+    assert got == ["no", "small", "unsure", ""]

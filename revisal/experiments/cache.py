@@ -36,7 +36,8 @@ _PLACE_KEY = "__part__"  # where the part was written: "<kind>/<key>/<index>" (f
 #: Modules that do not shape cached numbers: figure and table writers (with the published numbers
 #: they print beside ours), command lines, downloads and parameter checks. Paths relative to revisal/.
 NOT_IN_CODE_VERSION = ("plotting.py", "report.py", "paper.py", "experiments/tables.py", "data/download.py",
-                       "experiments/params.py", "experiments/schema.py", "experiments/checks.py")
+                       "experiments/params.py", "experiments/schema.py", "experiments/checks.py", "verdicts.py",
+                       "readme.py")
 
 
 def source_digest(root: str | os.PathLike) -> str:
