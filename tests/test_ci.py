@@ -205,3 +205,14 @@ def test_an_oracles_import_leaves_the_environment_alone(tmp_path, monkeypatch):
         assert dict(os.environ) == before
     finally:
         sys.modules.pop("probe_oracle", None)
+
+
+def test_the_runtime_install_holds_every_photo_package_the_notebooks_use():
+    """A fresh clone's ``make figures`` installs the runtime and the notebooks extra only: a photo
+    package that only the test extra brought (scikit-learn's china and flower) made the grid
+    pointing game of a fresh clone differ from the committed figures."""
+    from revisal.data.mosaics import SOURCES
+
+    runtime = requirement_names(PYPROJECT["project"]["dependencies"]) | \
+        requirement_names(PYPROJECT["project"]["optional-dependencies"]["notebooks"])
+    assert {package for package, _ in SOURCES.values()} <= runtime
