@@ -40,7 +40,7 @@ LIBRARY := $(shell find revisal -name '*.py')
 # What each notebook writes (figures: .png/.pdf/.json; tables: .csv/.md/.tex/.json).
 # Every notebook ends with its verdict table, verdicts_<NN> (one row per claim).
 OUT_00 := fig15_methods_by_depth.png fig04_gradcam_by_depth.png fig04b_selectivity_by_depth.png table02_methods.md
-OUT_01 := table04_identity_trick.md
+OUT_01 := table04_identity_trick.md fig_identity_trick.png
 OUT_02 := table03_pointing_game.md table05_best_layer.md table06_weighting_gains.md fig02_layer_combination.png \
           fig03_pointing_by_depth.png fig09_layer_weights.png table_grid_photos.md table_grid_pointing.md \
           fig_grid_pointing.png fig_grid_pointing_examples.png

@@ -35,6 +35,7 @@ GALLERY = [
     ("00_extract_aggregate", "fig04_gradcam_by_depth.png", "Fig. 4: Grad-CAM by depth, for each object's class"),
     ("00_extract_aggregate", "fig04b_selectivity_by_depth.png", "not in the paper: class selectivity by depth on two-photo images"),
     ("01_identity_trick", "table04_identity_trick.md", "Table 4: virtual 1×1 identity vs the real conv"),
+    ("01_identity_trick", "fig_identity_trick.png", "not in the paper: each image's identity-trick correlation by layer"),
     ("02_layer_combination", "table05_best_layer.md", "Table 5: best single layer"),
     ("02_layer_combination", "table06_weighting_gains.md", "Table 6: gain of each weighting over the best single layer"),
     ("02_layer_combination", "fig02_layer_combination.png", "Fig. 2: per-layer maps and their combination"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import json
 import os
 import platform
@@ -85,9 +86,13 @@ def _values_csv(values) -> str:
     return _csv_text(_columns(values), values)  # only the CSV: a map grid's values run to 10⁵-10⁶ rows
 
 
+#: How Markdown and LaTeX show an empty (NaN) number; each table that has one says why in a note.
+EMPTY = "—"
+
+
 def _cell(value: Any, digits: int) -> str:
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return EMPTY if math.isnan(value) else f"{value:.{digits}f}"
     return str(value)
 
 
@@ -98,15 +103,25 @@ def _latex_escape(text: str) -> str:
     return text
 
 
-def table_text(rows: Sequence[Mapping[str, Any]], digits: int = 2) -> dict[str, str]:
-    """CSV (full precision), Markdown and LaTeX renderings of a list of same-keyed rows."""
+def table_text(rows: Sequence[Mapping[str, Any]], digits: int = 2, notes: Sequence[str] = ()) -> dict[str, str]:
+    """CSV (full precision), Markdown and LaTeX renderings of a list of same-keyed rows. NaN numbers
+    show as "—" in Markdown and LaTeX (NaN in the CSV); ``notes`` (one line each, e.g. why a cell
+    is empty) follow the table in Markdown and LaTeX. A table with an empty number and no note
+    gets one that names the columns, so that no empty cell goes unremarked."""
     columns = _columns(rows)
+    notes = [n for n in notes if n]
+    empty = list(dict.fromkeys(c for r in rows for c in columns if isinstance(r[c], float) and math.isnan(r[c])))
+    if empty and not notes:
+        notes = [f"{EMPTY}: no value (NaN in the CSV) in column(s) {', '.join(empty)}."]
     md = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     md += ["| " + " | ".join(_cell(r[c], digits).replace("|", r"\|") for c in columns) + " |" for r in rows]
     tex = [r"\begin{tabular}{" + "l" * len(columns) + "}", r"\toprule",
            " & ".join(_latex_escape(c) for c in columns) + r" \\", r"\midrule"]
     tex += [" & ".join(_latex_escape(_cell(r[c], digits)) for c in columns) + r" \\" for r in rows]
     tex += [r"\bottomrule", r"\end{tabular}"]
+    if notes:
+        md += [""] + [f"*{note}*" + ("  " if k + 1 < len(notes) else "") for k, note in enumerate(notes)]
+        tex += [r"\par\footnotesize " + r" \\ ".join(_latex_escape(n) for n in notes)]
     return {"csv": _csv_text(columns, rows), "md": "\n".join(md) + "\n", "tex": "\n".join(tex) + "\n"}
 
 
@@ -131,10 +146,12 @@ def _csv_text(columns: list[str], rows: Sequence[Mapping[str, Any]]) -> str:
 
 def save_table(rows: Sequence[Mapping[str, Any]], name: str, *, out_dir: str | os.PathLike = "figures",
                profile: str, parameters: Mapping[str, Any], seed: int | None = None, digits: int = 2,
-               extra: Mapping[str, Any] | None = None) -> list[Path]:
-    """Save ``rows`` as ``<name>.csv``, ``.md``, ``.tex`` plus ``<name>.json`` (with ``extra`` in it)."""
+               extra: Mapping[str, Any] | None = None, notes: Sequence[str] = ()) -> list[Path]:
+    """Save ``rows`` as ``<name>.csv``, ``.md``, ``.tex`` plus ``<name>.json`` (with ``extra`` and
+    the ``notes`` in it); see :func:`table_text` for empty cells and notes."""
     out = project_path(out_dir)
-    files = [atomic_write(out / f"{name}.{ext}", text) for ext, text in table_text(rows, digits).items()]
+    files = [atomic_write(out / f"{name}.{ext}", text) for ext, text in table_text(rows, digits, notes).items()]
+    extra = {**(extra or {}), **({"notes": list(notes)} if notes else {})}
     files.append(write_sidecar(out / f"{name}.json", kind="table", files=files, profile=profile,
-                               parameters=parameters, seed=seed, extra=extra))
+                               parameters=parameters, seed=seed, extra=extra or None))
     return files

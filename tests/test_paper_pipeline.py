@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: what each notebook must write (figures also their plotted values as CSV).
 EXPECTED = {
     "00": ["fig15_methods_by_depth.png", "fig04_gradcam_by_depth.png", "fig04b_selectivity_by_depth.png"],
-    "01": ["table04_identity_trick.md"],
+    "01": ["table04_identity_trick.md", "fig_identity_trick.png"],
     "02": ["table03_pointing_game.md", "table05_best_layer.md", "table06_weighting_gains.md",
            "fig02_layer_combination.png", "fig03_pointing_by_depth.png", "fig09_layer_weights.png",
            "table_grid_photos.md", "table_grid_pointing.md", "fig_grid_pointing.png", "fig_grid_pointing_examples.png"],

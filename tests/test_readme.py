@@ -75,7 +75,7 @@ def test_sections_are_rebuilt_from_a_figures_folder(tmp_path):
         table.add("a claim", "a metric", lambda a: a.mean(), [1.0, 1.0, 1.0], threshold=0.5, relation=">",
                   unit="images")
         table.save(out_dir=figures, profile="mini", parameters={})
-    text = "intro\n" + "\n".join("\n".join(readme._markers(n)) for n in ("claims",)) + "\noutro\n"
+    text = "intro\n" + "\n".join("\n".join(readme._markers(n)) for n in ("outcome", "claims")) + "\noutro\n"
     out = "\n".join([text])
     built = readme.claims(figures)
     assert "| `05_weight_randomization` | a claim | a metric |  | 1.00 [1.00, 1.00] | > 0.5 | 3 images | **supported** |  |" \

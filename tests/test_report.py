@@ -144,3 +144,13 @@ def test_png_pixels_are_matplotlibs_and_values_csv_is_the_tables(tmp_path):
     assert got.shape == want.shape and np.array_equal(got, want)
     assert (tmp_path / "f.csv").read_text() == report.table_text(values)["csv"]
     plt.close("all")
+
+
+def test_empty_cells_show_as_a_dash_with_a_note():
+    rows = [{"model": "a", "gain": 1.5}, {"model": "b", "gain": float("nan")}]
+    text = report.table_text(rows, notes=["— : b has no such combination."])
+    assert "| b | — |" in text["md"] and text["md"].rstrip().endswith("*— : b has no such combination.*")
+    assert "nan" in text["csv"] and "b & — \\\\" in text["tex"] and "no such combination" in text["tex"]
+    generic = report.table_text(rows)
+    assert "no value (NaN in the CSV) in column(s) gain" in generic["md"]
+    assert "—" not in report.table_text(rows[:1])["md"]

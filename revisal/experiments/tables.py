@@ -13,6 +13,37 @@ from .pointing import PointingResults, combination_name
 SUBSETS = ("all", "difficult")
 
 
+def _paper_skeleton(arch: str):
+    """The paper's torchvision architecture without weights (on the meta device: no memory, no time)."""
+    import torch
+    import torchvision
+
+    with torch.device("meta"):
+        return getattr(torchvision.models, arch)()
+
+
+def relative_depth(model, layer: str) -> tuple[int, int]:
+    """``(k, L)``: of the model's L convolutions (registration order), the k that have run once
+    ``layer``'s output exists (its own included; 0 for the input ``""``). k/L puts layers of
+    different networks on one depth axis: VGG16's features.28 is 13/13, mini_vgg's features.17 8/8."""
+    from torch import nn
+
+    names = [(name, isinstance(m, nn.Conv2d)) for name, m in model.named_modules()]
+    total = sum(conv for _, conv in names)
+    if layer == "":
+        return 0, total
+    index = [name for name, _ in names]
+    if layer not in index:
+        raise ValueError(f"layer: no module {layer!r} in the model")
+    last = max(i for i, name in enumerate(index) if name == layer or name.startswith(layer + "."))
+    return sum(conv for _, conv in names[:last + 1]), total
+
+
+def _depth(model, layer: str) -> str:
+    k, total = relative_depth(model, layer)
+    return f"{k}/{total}"
+
+
 def _layer(name: str) -> str:
     return name or "input"
 
@@ -55,16 +86,27 @@ def table3(results: Mapping[str, PointingResults]) -> list[dict]:
     return rows
 
 
-def table5(results: Mapping[str, PointingResults]) -> list[dict]:
-    """Best individual layer per method, model and subset, beside the paper's."""
+def table5(results: Mapping[str, PointingResults], models: Mapping[str, object] | None = None) -> list[dict]:
+    """Best individual layer per method, model and subset, beside the paper's; with ``models``
+    (name → ``nn.Module``), each layer with its relative depth k/L (:func:`relative_depth`), so that
+    layers of different networks compare."""
+    skeletons: dict[str, object] = {}
     rows = []
     for method in _scored(paper.TABLE5, results):
         row = {"method": paper.SHORT[method]}
         for model, res in results.items():
             arch = paper.COUNTERPART.get(model, model)
             for subset in SUBSETS:
-                row[f"{model} {subset}"] = _layer(res.best_single(method, subset)[0])
-                row[f"paper {arch} {subset}"] = paper.TABLE5[method].get((arch, subset), "")
+                ours = res.best_single(method, subset)[0]
+                theirs = paper.TABLE5[method].get((arch, subset), "")
+                if models is None:
+                    row[f"{model} {subset}"], row[f"paper {arch} {subset}"] = _layer(ours), theirs
+                    continue
+                if theirs and arch not in skeletons:
+                    skeletons[arch] = _paper_skeleton(arch)
+                row[f"{model} {subset}"] = f"{_layer(ours)} ({_depth(models[model], ours)})"
+                row[f"paper {arch} {subset}"] = (f"{theirs} ({_depth(skeletons[arch], '' if theirs == 'input' else theirs)})"
+                                                 if theirs else "")
         rows.append(row)
     return rows
 
@@ -113,20 +155,47 @@ def table6(results: Mapping[str, PointingResults],
     return rows
 
 
-def table4(correlations: Mapping[str, Mapping[str, np.ndarray]]) -> list[dict]:
-    """Identity-trick correlation (%) per model and conv layer; the paper's row at the same depth
-    (its k-th layer of that architecture) beside it."""
+def table4(correlations: Mapping[str, Mapping[str, np.ndarray]], models: Mapping[str, object]) -> list[dict]:
+    """Identity-trick correlation (%) per model and conv layer, and every row of the paper's Table 4
+    for the architecture the model stands in for, paired by relative depth k/L
+    (:func:`relative_depth`): each paper row sits beside the layer of ours nearest in depth, one
+    each, in depth order (where every layer of ours has the paper's name, as the ResNets' stages do,
+    by name); a row of either side without a partner stands alone, its other cells empty.
+    ``models``: name → ``nn.Module`` of each model in ``correlations``."""
     rows = []
     for model, per_layer in correlations.items():
         arch = paper.COUNTERPART.get(model, model)
-        published = [(layer, v) for (a, layer), v in paper.TABLE4.items() if a == arch]
-        if arch == "vgg16":
-            published = published[::-1][: len(per_layer)][::-1]  # align the deepest layers
-        for k, (layer, corr) in enumerate(per_layer.items()):
-            corr = np.asarray(corr, dtype=float)
-            row = {"model": model, "layer": layer, "correlation %": 100 * np.nanmean(corr),
-                   "± std": 100 * np.nanstd(corr)}
-            p_layer, (p_mean, p_std) = published[k] if k < len(published) else ("", (float("nan"), float("nan")))
-            row.update({"paper layer": f"{arch} {p_layer}", "paper %": p_mean, "paper ± std": p_std})
+        skeleton = _paper_skeleton(arch)
+        ours = [(layer, relative_depth(models[model], layer)) for layer in per_layer]
+        theirs = [(layer, relative_depth(skeleton, layer), v) for (a, layer), v in paper.TABLE4.items() if a == arch]
+        ratio = lambda kl: kl[0] / kl[1]  # noqa: E731
+        pairs: dict[int, int] = {}  # ours index → theirs index
+        names = [layer for layer, _, _ in theirs]
+        if all(layer in names for layer, _ in ours):  # the same stage names (ResNets): pair by name
+            pairs = {i: names.index(layer) for i, (layer, _) in enumerate(ours)}
+        for j, (_, depth, _) in enumerate(theirs if not pairs else []):  # nearest free layer, in depth order
+            free = [i for i in range(len(ours)) if i not in pairs and all(i > k for k in pairs)]
+            if free:
+                i = min(free, key=lambda i: abs(ratio(ours[i][1]) - ratio(depth)))
+                if all(abs(ratio(ours[i][1]) - ratio(depth)) <= abs(ratio(ours[i][1]) - ratio(d)) + 1e-12
+                       for _, d, _ in theirs[j:]):
+                    pairs[i] = j
+        back = {j: i for i, j in pairs.items()}
+        order = sorted([("ours", i, ratio(d)) for i, (_, d) in enumerate(ours)]
+                       + [("theirs", j, ratio(d)) for j, (_, d, _) in enumerate(theirs) if j not in back],
+                       key=lambda t: (t[2], t[0]))
+        for side, index, _ in order:
+            row = {"model": model, "layer": "", "depth k/L": "", "correlation %": "", "± std": "",
+                   "paper layer": "", "paper depth": "", "paper %": "", "paper ± std": ""}
+            if side == "ours":
+                layer, (k, total) = ours[index]
+                corr = np.asarray(per_layer[layer], dtype=float)
+                row.update({"layer": layer, "depth k/L": f"{k}/{total}", "correlation %": 100 * np.nanmean(corr),
+                            "± std": 100 * np.nanstd(corr)})
+                index = pairs.get(index)
+            if index is not None:
+                p_layer, (k, total), (p_mean, p_std) = theirs[index]
+                row.update({"paper layer": f"{arch} {p_layer}", "paper depth": f"{k}/{total}", "paper %": p_mean,
+                            "paper ± std": p_std})
             rows.append(row)
     return rows
