@@ -47,6 +47,7 @@ GALLERY = [
     ("02_layer_combination", "fig_grid_pointing_examples.png", "not in the paper: one mosaic, each cell's class"),
     ("03_class_sensitivity", "fig06_class_sensitivity.png", "Fig. 6: class sensitivity by depth"),
     ("03_class_sensitivity", "fig05_class_sensitivity_examples.png", "Fig. 5: maps for the ground-truth, max and min class"),
+    ("03_class_sensitivity", "table_meta_epsilon.md", "not in the paper: how far one meta step of size ε moves the maps of Fig. 5"),
     ("04_meta_saliency", "fig07_meta_class_sensitivity.png", "Fig. 7: class sensitivity with meta-saliency"),
     ("04_meta_saliency", "fig10_meta_dynamics.png", "Fig. 10: meta vs plain maps over training"),
     ("04_meta_saliency", "fig11_meta_stabilisation.png", "Fig. 11: stabilisation over training"),

@@ -31,7 +31,7 @@ EXPECTED = {
     "02": ["table03_pointing_game.md", "table05_best_layer.md", "table06_weighting_gains.md",
            "fig02_layer_combination.png", "fig03_pointing_by_depth.png", "fig09_layer_weights.png",
            "table_grid_photos.md", "table_grid_pointing.md", "fig_grid_pointing.png", "fig_grid_pointing_examples.png"],
-    "03": ["fig06_class_sensitivity.png", "fig05_class_sensitivity_examples.png"],
+    "03": ["fig06_class_sensitivity.png", "fig05_class_sensitivity_examples.png", "table_meta_epsilon.md"],
     "04": ["fig07_meta_class_sensitivity.png", "fig10_meta_dynamics.png", "fig11_meta_stabilisation.png",
            "fig12_meta_examples.png"],
     "05": ["fig08_randomization.png", "fig08b_randomization_curves.png", "fig13_randomization_examples_1.png"],
