@@ -251,6 +251,11 @@ def by_verdict(*, not_supported: str = "", too_small: str = "", inconclusive: st
     return lambda claim: texts.get(claim.verdict, "")
 
 
+#: Below this many clusters a cluster bootstrap's interval is rough (few distinct resamples), and the
+#: reading says so.
+ROUGH_CLUSTERS = 10
+
+
 class VerdictTable:
     """A notebook's claims, each a statistic with its bootstrap interval, threshold and verdict.
 
@@ -326,7 +331,12 @@ class VerdictTable:
             numbers_ = f"{c.interval.value:.3g}, 95% CI [{c.interval.low:.3g}, {c.interval.high:.3g}], against {c.test}"
             lines.append(f"- *{c.claim}*: **{c.verdict}** ({c.metric} = {numbers_}). "
                          + (c.why or "No reading was given for this claim."))
-        if len(lines) == 2:
+        rough = [c.claim for c in self.claims if c.clusters and int(c.clusters.split()[0]) < ROUGH_CLUSTERS]
+        if rough:
+            lines.append(f"- Resampled from fewer than {ROUGH_CLUSTERS} independent sources, the intervals of "
+                         + "; ".join(f"*{r}*" for r in rough) + " are rough: a verdict near its bar can change "
+                         "with one more source.")
+        if all(c.verdict == "supported" for c in self.claims):
             lines.append("Every claim is supported at its threshold and minimum effect.")
         return "\n".join(lines) + "\n"
 

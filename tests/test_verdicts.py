@@ -297,3 +297,15 @@ def test_a_reading_by_verdict_picks_the_text_of_the_verdict_found():
            for name, sample in [("a", np.full(5, -1.0)), ("b", np.full(5, 0.2)), ("c", np.array([0.0, 1.0] * 5)),
                                 ("d", np.full(5, 2.0))]]
     assert got == ["no", "small", "unsure", ""]
+
+
+def test_the_reading_says_when_a_cluster_bootstrap_had_few_sources():
+    table = VerdictTable("00", resamples=100)
+    values = np.random.default_rng(0).normal(1, 0.1, 24)
+    table.add("few photos", "mean", np.mean, values, threshold=0.0, relation=">", unit="pairs",
+              clusters=np.repeat(np.arange(4), 6), cluster_unit="target photos")
+    table.add("many images", "mean", np.mean, values, threshold=0.0, relation=">", unit="images")
+    text = table.reading()
+    assert "Every claim is supported" in text
+    assert f"fewer than {verdicts.ROUGH_CLUSTERS} independent sources" in text and "*few photos*" in text
+    assert "*many images*" not in text

@@ -193,7 +193,7 @@ THRESHOLDS = (
 #: The minimum effects of the comparative claims ("X beats Y" by at least this much; any number ≥ 0).
 MIN_EFFECTS = (
     "min_selectivity_gain",  # 00
-    "min_pointing_gain",  # 02
+    "min_pointing_gain", "min_best_margin",  # 02
     "min_rho_difference",  # 03, 04, 05
     "min_focus_gain", "min_mass_gain",  # 06
 )
