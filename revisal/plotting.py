@@ -159,13 +159,16 @@ def map_values(rows: Mapping[str, Sequence], columns: Sequence[str], max_side: i
 
 def grid(image: np.ndarray | None, rows: Mapping[str, Sequence], columns: Sequence[str], *, cell: float = 1.8,
          suptitle: str | None = None, images: Sequence[np.ndarray] | None = None,
-         signed: Mapping[str, bool] | None = None, notes: Mapping[str, Sequence[str | None]] | None = None,
+         signed: Mapping[str, bool | Sequence[bool]] | None = None,
+         notes: Mapping[str, Sequence[str | None]] | None = None,
          outlines: Mapping[str, Sequence[np.ndarray | None]] | None = None, mark_max: bool = False,
          colorbar_label: str = "map / max |map|"):
     """One row per entry of ``rows`` (label → one map per column) over ``image`` (or ``images[r]``
     for row r); a ``None`` map shows the image alone. Each row has one colour map, by its sign
-    (``signed[label]``, default from the data), and a colour bar. ``notes``/``outlines``: per row,
-    one text/mask (or None) per column.
+    (``signed[label]``, default from the data), and a colour bar; ``signed[label]`` may also give one
+    flag per column (a min-max normalised combination beside signed layer maps), and the colour bar
+    then follows the row's first panel. ``notes``/``outlines``: per row, one text/mask (or None) per
+    column.
 
     Returns:
         ``(figure, values)``: the figure and its plotted values (:func:`map_values`).
@@ -181,7 +184,12 @@ def grid(image: np.ndarray | None, rows: Mapping[str, Sequence], columns: Sequen
         if len(maps) != n_cols:
             raise ValueError(f"rows[{label!r}]: {len(maps)} maps for {n_cols} columns")
         picture = image if images is None else images[r]
-        row_signed = (signed or {}).get(label, is_signed(list(maps)))
+        given = (signed or {}).get(label, None)
+        per_panel = list(given) if isinstance(given, (list, tuple)) else [is_signed(list(maps)) if given is None
+                                                                          else given] * n_cols
+        if len(per_panel) != n_cols:
+            raise ValueError(f"signed[{label!r}]: {len(per_panel)} flags for {n_cols} columns")
+        row_signed = per_panel[0]
         shown = None
         for c, heat in enumerate(maps):
             ax = axes[r, c]
@@ -192,9 +200,11 @@ def grid(image: np.ndarray | None, rows: Mapping[str, Sequence], columns: Sequen
                 if title:
                     ax.set_title(title, fontsize=8)
                 continue
-            shown = show_map(ax, picture, heat, signed=row_signed, title=title, mark_max=mark_max,
+            drawn = show_map(ax, picture, heat, signed=per_panel[c], title=title, mark_max=mark_max,
                              note=(notes or {}).get(label, [None] * n_cols)[c],
-                             outline=(outlines or {}).get(label, [None] * n_cols)[c]) or shown
+                             outline=(outlines or {}).get(label, [None] * n_cols)[c])
+            if drawn is not None and (shown is None or per_panel[c] == row_signed):
+                shown = drawn
         axes[r, 0].set_ylabel(label, fontsize=8)
         if shown is not None:
             bar = fig.colorbar(shown, ax=list(axes[r]), shrink=0.85, pad=0.01, aspect=12)

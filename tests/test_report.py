@@ -154,3 +154,17 @@ def test_empty_cells_show_as_a_dash_with_a_note():
     generic = report.table_text(rows)
     assert "no value (NaN in the CSV) in column(s) gain" in generic["md"]
     assert "—" not in report.table_text(rows[:1])["md"]
+
+
+def test_a_grid_row_can_mix_signed_layer_maps_and_a_normalised_combination():
+    import matplotlib.pyplot as plt
+
+    signed_map, combined = np.array([[-1.0, 2.0], [0.5, -0.3]]), np.array([[0.0, 1.0], [0.2, 0.4]])
+    fig, _ = plotting.grid(None, {"LA": [signed_map, combined]}, ["layer", "combination"],
+                           images=[np.zeros((2, 2, 3))], signed={"LA": [True, False]})
+    cmaps = [ax.images[-1].get_cmap().name for ax in fig.axes[:2]]
+    assert cmaps[0] == plotting.colours(True)["cmap"] and cmaps[1] == plotting.colours(False)["cmap"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"signed\['LA'\]: 1 flags for 2 columns"):
+        plotting.grid(None, {"LA": [signed_map, combined]}, ["a", "b"], images=[np.zeros((2, 2, 3))],
+                      signed={"LA": [True]})
