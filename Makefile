@@ -7,7 +7,7 @@
 #   make lab                the notebooks in JupyterLab, with the project's kernel
 #   make figures PROFILE=paper DEVICE=cuda      (after `make data`)
 #   make -j2 figures        notebooks in parallel (caches are written atomically)
-#   make epoch-weights      regenerate the per-epoch checkpoints notebook 04 follows (revisal/weights/mini_resnet_epochs/)
+#   make epoch-weights      regenerate the per-epoch checkpoints notebook 04 follows, seeds 0-2 (revisal/weights/mini_resnet_epochs*/)
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
 .PHONY: install install-test figures readme lab test test-fast clean models epoch-weights data data-voc data-coco data-models
@@ -147,7 +147,8 @@ models: $(RUNTIME_STAMP)
 # Regenerate the per-epoch checkpoints notebook 04 follows (revisal/weights/mini_resnet_epochs/, float16,
 # 3.7 MiB; ≈ 4 min on 2 cores): shipped so that `make figures` never trains, whatever the CPU.
 epoch-weights: $(RUNTIME_STAMP)
-	$(PY) -m revisal.train --model mini_resnet --ship-epochs
+	for seed in 0 1 2; do $(PY) -m revisal.train --model mini_resnet --ship-epochs --seed $$seed \
+		--out data/models/seed$$seed || exit 1; done
 
 # Paper profile: datasets and TorchRay checkpoints (nothing else ever downloads).
 data: data-voc data-coco data-models

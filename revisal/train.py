@@ -205,9 +205,10 @@ def install(manifest: dict, checkpoint: Path) -> None:
     print(f"{name}: installed {checkpoint} as {WEIGHTS_DIR / (name + '.pt')}")
 
 
-def shipped_epochs_dir(name: str) -> Path:
-    """Where :func:`ship_epochs` writes a model's per-epoch checkpoints: ``revisal/weights/<model>_epochs``."""
-    return WEIGHTS_DIR / f"{name}_epochs"
+def shipped_epochs_dir(name: str, seed: int = 0) -> Path:
+    """Where :func:`ship_epochs` writes a model's per-epoch checkpoints: ``revisal/weights/<model>_epochs``
+    for the default seed 0, ``<model>_epochs_seed<k>`` for another training seed k."""
+    return WEIGHTS_DIR / (f"{name}_epochs" if seed == 0 else f"{name}_epochs_seed{seed}")
 
 
 def ship_epochs(manifest: dict, dtype: torch.dtype = torch.float16) -> Path:
@@ -217,7 +218,7 @@ def ship_epochs(manifest: dict, dtype: torch.dtype = torch.float16) -> Path:
     that :func:`revisal.models.load` verifies each file against."""
     config = manifest["config"]
     source = project_path(config["out"]) / config["model"]
-    folder = shipped_epochs_dir(config["model"])
+    folder = shipped_epochs_dir(config["model"], config.get("seed", 0))
     epochs = []
     for entry in manifest["epochs"]:
         saved = torch.load(source / entry["file"], map_location="cpu", weights_only=True)

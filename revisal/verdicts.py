@@ -96,7 +96,7 @@ def _units(sample: Any, name: str) -> int:
 
 
 def bootstrap(statistic: Callable[..., float], *samples: Any, resamples: int = 2000, level: float = 0.95,
-              seed: int = 0, paired: bool = True, clusters: Any = None) -> Interval:
+              seed: int = 0, paired: bool = True, clusters: Any = None, nested: bool = False) -> Interval:
     """The statistic of ``samples`` and its percentile bootstrap interval.
 
     Args:
@@ -113,16 +113,19 @@ def bootstrap(statistic: Callable[..., float], *samples: Any, resamples: int = 2
         clusters: for paired samples, the source of each unit (a label per unit, e.g. the photo an
             image-class pair comes from): a resample draws as many sources as there are, with
             replacement, and takes every unit of each drawn source (the cluster bootstrap).
+        nested: with ``clusters``, also resample the units within each drawn source (the two-stage
+            bootstrap: e.g. training seeds, then images), so that the interval holds both the
+            variation between sources and within them.
 
     Returns:
         :class:`Interval`; ``low``/``high`` are NaN when every resample's statistic is NaN.
     """
     return intervals(lambda *s: [statistic(*s)], *samples, resamples=resamples, level=level, seed=seed,
-                     paired=paired, clusters=clusters)[0]
+                     paired=paired, clusters=clusters, nested=nested)[0]
 
 
 def intervals(statistic: Callable[..., Any], *samples: Any, resamples: int = 2000, level: float = 0.95,
-              seed: int = 0, paired: bool = True, clusters: Any = None) -> list[Interval]:
+              seed: int = 0, paired: bool = True, clusters: Any = None, nested: bool = False) -> list[Interval]:
     """:func:`bootstrap` for a statistic that returns K numbers (e.g. one per layer, for a figure's
     band): one :class:`Interval` per number, all from the same resamples."""
     if not callable(statistic):
@@ -146,7 +149,8 @@ def intervals(statistic: Callable[..., Any], *samples: Any, resamples: int = 200
         stats = np.empty((resamples, len(value)))
         for b in range(resamples):
             if members is not None:
-                index = np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
+                chosen = [members[k] for k in rng.integers(0, len(members), len(members))]
+                index = np.concatenate([m[rng.integers(0, len(m), len(m))] if nested else m for m in chosen])
                 drawn = [_take(s, index) for s in samples]
             elif paired:
                 index = rng.integers(0, sizes[0], sizes[0])
@@ -273,10 +277,12 @@ class VerdictTable:
 
     def add(self, claim: str, metric: str, statistic: Callable[..., float], *samples: Any, threshold: float,
             relation: str, unit: str, paired: bool = True, min_effect: float = 0.0, clusters: Any = None,
-            cluster_unit: str = "clusters", why: str | Callable[["Claim"], str] = "", rests_on: str = "") -> Claim:
+            cluster_unit: str = "clusters", why: str | Callable[["Claim"], str] = "", rests_on: str = "",
+            nested: bool = False) -> Claim:
         """Bootstrap ``statistic`` over ``samples`` (see :func:`bootstrap`) and record the claim
         ``statistic <relation> threshold`` by at least ``min_effect``; ``unit`` names what one row of
-        a sample is; ``clusters`` (a label per unit) resamples whole ``cluster_unit`` instead.
+        a sample is; ``clusters`` (a label per unit) resamples whole ``cluster_unit`` instead (and,
+        with ``nested``, the units within each: :func:`bootstrap`).
         ``why``: what the verdict means when it is not "supported" (whether the cause is a limit of
         the stand-in or a disagreement with the paper, and where else the package shows the
         pattern), as text or as a function of the recorded claim; :meth:`reading` shows it.
@@ -284,7 +290,7 @@ class VerdictTable:
         if relation not in RELATIONS:
             raise ValueError(f"relation: expected one of {list(RELATIONS)}, got {relation!r}")
         verdict(Interval(0.0, 0.0, 0.0), threshold, relation, min_effect)  # checks threshold and min_effect first
-        interval = bootstrap(statistic, *samples, paired=paired, clusters=clusters, **self.settings)
+        interval = bootstrap(statistic, *samples, paired=paired, clusters=clusters, nested=nested, **self.settings)
         sizes = [len(s) for s in samples]
         n = sizes[0] if paired else " + ".join(map(str, sizes))
         groups = "" if clusters is None else f"{len(np.unique(np.asarray(clusters)))} {cluster_unit}"

@@ -107,17 +107,20 @@ def test_shipped_epochs_are_the_runs_epochs_in_float16(tmp_path, monkeypatch):
         [folder / e["file"] for e in manifest["epochs"]]
 
 
-def test_dynamics_follow_the_shipped_epochs_without_training(monkeypatch):
+@pytest.mark.parametrize("seed", [None, 0, 1, 2])
+def test_dynamics_follow_the_shipped_epochs_without_training(monkeypatch, seed):
     """Notebook 04's default config (no ``train`` overrides) resolves to the committed per-epoch
-    checkpoints: ``make figures`` trains nothing, and every CPU explains the same weights."""
+    checkpoints of each of its training seeds: ``make figures`` trains nothing, and every CPU
+    explains the same weights."""
     from revisal.experiments import resolve
 
     monkeypatch.setattr(training, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
-    checkpoints = resolve.training_checkpoints("mini_resnet", {"train": None})
-    folder = training.shipped_epochs_dir("mini_resnet")
+    checkpoints = resolve.training_checkpoints("mini_resnet", {"train": None}, seed=seed)
+    folder = training.shipped_epochs_dir("mini_resnet", seed or 0)
+    assert folder.name == ("mini_resnet_epochs" if not seed else f"mini_resnet_epochs_seed{seed}")
     assert checkpoints == [folder / f"epoch_{e:02d}.pt" for e in range(1, training.DEFAULT_EPOCHS["mini_resnet"] + 1)]
     shipped = json.loads((folder / "manifest.json").read_text())
-    default = training.TrainConfig(model="mini_resnet", epochs=training.DEFAULT_EPOCHS["mini_resnet"])
+    default = training.TrainConfig(model="mini_resnet", epochs=training.DEFAULT_EPOCHS["mini_resnet"], seed=seed or 0)
     assert shipped["dtype"] == "float16" and shipped["config"] == {k: v for k, v in default.__dict__.items() if k != "out"}
     for path in checkpoints:
         load("mini_resnet", checkpoint=path)  # each file matches its sha256

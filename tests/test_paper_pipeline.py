@@ -56,7 +56,7 @@ def paper_fake(tmp_path_factory) -> dict:
         device="cpu", figures_dir=str(tmp / "figures"), cache_root=str(tmp / "cache"),
         data_root=str(tmp / "voc"), checkpoint_dir=str(checkpoints), verify_checkpoints=False,
         imagenet_root=str(tmp / "imagenet"), imagenet_pretrained=False, input_size=200, image_size=64,
-        identity_n=2, sensitivity_n=2, randomization_n=2, weight_images=2, batch_size=4, dynamics_n=2,
+        identity_n=2, sensitivity_n=2, randomization_n=2, weight_images=2, batch_size=4, dynamics_n=2, dynamics_seeds=[0, 1],
         photos=["chelsea"], qualitative_blocks=["classifier.6"], bootstrap_resamples=100,
         selectivity_photos=["chelsea", "coffee"],
         randomization_blocks=["classifier.6"], caption_n=24, caption_examples=2, grid_mosaics=1,

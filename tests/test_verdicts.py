@@ -309,3 +309,24 @@ def test_the_reading_says_when_a_cluster_bootstrap_had_few_sources():
     assert "Every claim is supported" in text
     assert f"fewer than {verdicts.ROUGH_CLUSTERS} independent sources" in text and "*few photos*" in text
     assert "*many images*" not in text
+
+
+def test_a_nested_bootstrap_holds_the_variation_between_and_within_sources():
+    """Three training seeds that saw the same 50 values: resampling seeds alone sees no variation (a
+    zero-width interval); resampling the images within each seed too gives the images' variation.
+    Seeds whose images all agree but whose means differ: both give the seeds' spread."""
+    rng = np.random.default_rng(4)
+    seeds = np.repeat([0, 1, 2], 50)
+    same = np.tile(rng.normal(0, 0.5, 50), 3)
+    outer = bootstrap(np.mean, same, clusters=seeds, resamples=800, seed=1)
+    both = bootstrap(np.mean, same, clusters=seeds, nested=True, resamples=800, seed=1)
+    assert outer.high - outer.low == pytest.approx(0.0, abs=1e-12) and both.high - both.low > 0.1
+    flat = np.array([0.0, 0.3, 0.6])[seeds]  # no variation within a seed
+    a = bootstrap(np.mean, flat, clusters=seeds, nested=True, resamples=400, seed=2)
+    assert a.low >= -1e-12 and a.high <= 0.6 + 1e-12 and a.value == pytest.approx(0.3) and a.high - a.low > 0.2
+    seen = []
+    bootstrap(lambda x: seen.append(x.copy()) or 0.0, np.arange(6.0), clusters=[0, 0, 0, 1, 1, 1], nested=True,
+              resamples=30)
+    for x in seen[1:]:  # each half of a resample comes from one seed's units, drawn with replacement
+        for half in (x[:3], x[3:]):
+            assert set(half) <= {0.0, 1.0, 2.0} or set(half) <= {3.0, 4.0, 5.0}

@@ -173,6 +173,17 @@ def _probability(p: Mapping[str, Any], name: str) -> float:
     return value
 
 
+def _seeds(p: Mapping[str, Any], name: str) -> list[int]:
+    """A non-empty list of distinct training seeds (ints ≥ 0)."""
+    value = p[name]
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"{name}: expected a non-empty list of training seeds (ints ≥ 0), got {value!r}")
+    seeds = [checks.integer(v, f"{name}[{k}]", 0) for k, v in enumerate(value)]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{name}: the seeds must differ, got {seeds}")
+    return seeds
+
+
 def _imagenet_model(p: Mapping[str, Any], name: str) -> str:
     """A zoo model with ImageNet's 1000 classes (the grid pointing game's photos are ImageNet classes)."""
     model = checks.model_name(p[name], name)
@@ -248,6 +259,7 @@ SPEC: dict[str, Check] = {
     "image_size": _COUNT, "input_size": _COUNT, "pointing_n": _optional(_COUNT),
     "fig2_pair": _value(checks.integer, 0),
     "meta_lr": _value(checks.positive_number), "dynamics_lr": _value(checks.positive_number),
+    "dynamics_seeds": _seeds,
     "verify_checkpoints": _value(checks.boolean), "imagenet_pretrained": _value(checks.boolean),
     "torchray_flags": _value(checks.boolean),
     "train": _optional(_config_fields("TrainConfig", exclude=("model",))),
