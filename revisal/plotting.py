@@ -107,29 +107,23 @@ def show_map(ax, image: np.ndarray | None, heat, *, signed: bool | None = None, 
     from .maps import flat_maps
 
     size = None if image is None else tuple(np.asarray(image).shape[:2])
+    if image is not None:
+        ax.imshow(_grey(image), cmap="gray", vmin=0, vmax=1)
+    shown = None
     if bool(flat_maps(torch.as_tensor(_array(heat))[None])[0]):
-        if image is not None:
-            ax.imshow(_grey(image), cmap="gray", vmin=0, vmax=1)
         ax.text(0.5, 0.5, "flat map\n(constant: no\nlocation, n/a)", transform=ax.transAxes, fontsize=7,
                 ha="center", va="center", bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "alpha": 0.85,
                                                  "linewidth": 0})
-        if note:
-            ax.text(0.03, 0.04, note, transform=ax.transAxes, fontsize=7, color="black",
-                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.8, "linewidth": 0})
-        _bare(ax)
-        if title:
-            ax.set_title(title, fontsize=8)
-        return None
-    signed = is_signed(heat) if signed is None else signed
-    values = scaled(heat, size)
-    if image is not None:
-        ax.imshow(_grey(image), cmap="gray", vmin=0, vmax=1)
-    shown = ax.imshow(values, alpha=alpha if image is not None else 1.0, interpolation="bilinear", **colours(signed))
-    if outline is not None:
-        ax.contour(np.asarray(outline, dtype=float), levels=[0.5], colors="lime", linewidths=1.2)
-    if mark_max:
-        y, x = np.unravel_index(int(np.nanargmax(values)), values.shape)
-        ax.plot([x], [y], marker="x", color="cyan", markersize=9, markeredgewidth=2.2)
+    else:
+        signed = is_signed(heat) if signed is None else signed
+        values = scaled(heat, size)
+        shown = ax.imshow(values, alpha=alpha if image is not None else 1.0, interpolation="bilinear",
+                          **colours(signed))
+        if outline is not None:
+            ax.contour(np.asarray(outline, dtype=float), levels=[0.5], colors="lime", linewidths=1.2)
+        if mark_max:
+            y, x = np.unravel_index(int(np.nanargmax(values)), values.shape)
+            ax.plot([x], [y], marker="x", color="cyan", markersize=9, markeredgewidth=2.2)
     if note:
         ax.text(0.03, 0.04, note, transform=ax.transAxes, fontsize=7, color="black",
                 bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.8, "linewidth": 0})
