@@ -13,15 +13,15 @@ from revisal.experiments import tables
 pytestmark = pytest.mark.reproduction  # not of make test-fast
 
 
-def _tiny_vgg() -> nn.Module:
-    """8 convs named as mini_vgg's: features.0, 2, 5, 7, 10, 12, 15, 17."""
+def _tiny_vgg_features() -> nn.Sequential:
+    """8 convs at mini_vgg's indices: 0, 2, 5, 7, 10, 12, 15, 17."""
     layers, channels = [], 3
-    for block in range(4):
+    for _ in range(4):
         for _ in range(2):
             layers += [nn.Conv2d(channels, 4, 3, padding=1), nn.ReLU()]
             channels = 4
         layers.append(nn.MaxPool2d(2))
-    return nn.Sequential(nn.Sequential(*layers[:-1]))
+    return nn.Sequential(*layers[:-1])
 
 
 def test_relative_depth_counts_the_convolutions_that_have_run():
@@ -40,7 +40,7 @@ def test_table4_pairs_by_depth_and_shows_every_paper_row():
     """mini_vgg's four layers sit beside VGG16's rows nearest in depth; VGG16's features.2 (2/13),
     nearer the input than any of ours, stands alone instead of being dropped."""
     model = nn.Sequential()
-    model.features = _tiny_vgg()[0]
+    model.features = _tiny_vgg_features()
     layers = ["features.2", "features.7", "features.12", "features.17"]
     rows = tables.table4({"mini_vgg": {layer: np.full(4, 0.9) for layer in layers}}, {"mini_vgg": model})
     assert [r["paper layer"] for r in rows] == [f"vgg16 {n}" for n in ("features.2", "features.7", "features.14",

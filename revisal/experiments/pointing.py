@@ -62,6 +62,12 @@ def export_name(column: str) -> str:
     return column
 
 
+def _best(scores: dict[str, float]) -> tuple[str, float]:
+    """The column with the highest accuracy and that accuracy; an "n/a" (NaN) column is never best."""
+    best = max(scores, key=lambda k: -np.inf if np.isnan(scores[k]) else scores[k])
+    return best, scores[best]
+
+
 @dataclass
 class PointingResults:
     """Per-pair hits for every method at every layer and combination; accuracies in %.
@@ -175,18 +181,14 @@ class PointingResults:
 
     def best_single(self, method: str, subset: str = "all") -> tuple[str, float]:
         everything = self.accuracies(method, subset)
-        scores = {layer: everything[layer] for layer in self.layers}
-        best = max(scores, key=lambda k: -np.inf if np.isnan(scores[k]) else scores[k])  # "n/a" never best
-        return best, scores[best]
+        return _best({layer: everything[layer] for layer in self.layers})
 
     def best_combination(self, method: str, subset: str = "all") -> tuple[str, float]:
         combos = self.columns[len(self.layers):]
         if not combos:
             raise ValueError("no combinations were scored")
         everything = self.accuracies(method, subset)
-        scores = {c: everything[c] for c in combos}
-        best = max(scores, key=lambda k: -np.inf if np.isnan(scores[k]) else scores[k])  # "n/a" never best
-        return best, scores[best]
+        return _best({c: everything[c] for c in combos})
 
     @property
     def pairs(self) -> int:

@@ -155,6 +155,21 @@ def table6(results: Mapping[str, PointingResults],
     return rows
 
 
+def _pair_by_depth(ours: list[float], theirs: list[float]) -> dict[int, int]:
+    """``{index in ours: index in theirs}``, both lists of relative depths in increasing order: each
+    of theirs, in turn, takes the nearest layer of ours that is unpaired and deeper than every layer
+    paired so far, unless a later one of theirs is nearer to that layer (it is then left for it)."""
+    pairs: dict[int, int] = {}
+    for j, depth in enumerate(theirs):
+        free = [i for i in range(len(ours)) if i not in pairs and all(i > k for k in pairs)]
+        if not free:
+            continue
+        i = min(free, key=lambda i: abs(ours[i] - depth))
+        if all(abs(ours[i] - depth) <= abs(ours[i] - later) + 1e-12 for later in theirs[j:]):
+            pairs[i] = j
+    return pairs
+
+
 def table4(correlations: Mapping[str, Mapping[str, np.ndarray]], models: Mapping[str, object]) -> list[dict]:
     """Identity-trick correlation (%) per model and conv layer, and every row of the paper's Table 4
     for the architecture the model stands in for, paired by relative depth k/L
@@ -169,17 +184,11 @@ def table4(correlations: Mapping[str, Mapping[str, np.ndarray]], models: Mapping
         ours = [(layer, relative_depth(models[model], layer)) for layer in per_layer]
         theirs = [(layer, relative_depth(skeleton, layer), v) for (a, layer), v in paper.TABLE4.items() if a == arch]
         ratio = lambda kl: kl[0] / kl[1]  # noqa: E731
-        pairs: dict[int, int] = {}  # ours index → theirs index
         names = [layer for layer, _, _ in theirs]
         if all(layer in names for layer, _ in ours):  # the same stage names (ResNets): pair by name
             pairs = {i: names.index(layer) for i, (layer, _) in enumerate(ours)}
-        for j, (_, depth, _) in enumerate(theirs if not pairs else []):  # nearest free layer, in depth order
-            free = [i for i in range(len(ours)) if i not in pairs and all(i > k for k in pairs)]
-            if free:
-                i = min(free, key=lambda i: abs(ratio(ours[i][1]) - ratio(depth)))
-                if all(abs(ratio(ours[i][1]) - ratio(depth)) <= abs(ratio(ours[i][1]) - ratio(d)) + 1e-12
-                       for _, d, _ in theirs[j:]):
-                    pairs[i] = j
+        else:
+            pairs = _pair_by_depth([ratio(d) for _, d in ours], [ratio(d) for _, d, _ in theirs])
         back = {j: i for i, j in pairs.items()}
         order = sorted([("ours", i, ratio(d)) for i, (_, d) in enumerate(ours)]
                        + [("theirs", j, ratio(d)) for j, (_, d, _) in enumerate(theirs) if j not in back],
