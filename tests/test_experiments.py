@@ -280,23 +280,23 @@ def test_class_sensitivity_correlates_max_and_min_class_maps(small):
 
 def test_identity_trick_correlation(small):
     zoo, x = small
-    corr = identity_trick_correlation(zoo.model, x, 3, ["features.5", "features.15"])
-    maps = revisal.saliency(zoo.model, x, 3, ["features.5", "features.15"], ["normgrad", "normgrad_conv"])
+    corr = identity_trick_correlation(zoo.model, x, 3, ["features.5", "features.14"])
+    maps = revisal.saliency(zoo.model, x, 3, ["features.5", "features.14"], ["normgrad", "normgrad_conv"])
     # the same call on the same batch as inside identity_trick_correlation: equal bit for bit on any CPU
     torch.testing.assert_close(corr["features.5"], spearman(maps["normgrad", "features.5"],
                                                              maps["normgrad_conv", "features.5"], (64, 64)),
                                rtol=0, atol=0)
-    assert float(corr["features.15"].mean()) > 0.5  # the two NormGrads agree closely (paper Table 4)
+    assert float(corr["features.14"].mean()) > 0.5  # the two NormGrads agree closely (paper Table 4)
 
 
 def test_cascading_randomization_leaves_the_model_alone(small):
     zoo, x = small
     before = {k: v.clone() for k, v in zoo.model.state_dict().items()}
     res = cascading_randomization(zoo.model, x, 2, ["features.8"], ["selective_normgrad", "guided_backprop"],
-                                  blocks=["classifier.3", "classifier.0", "features.17", "features.15"],
+                                  blocks=["classifier.3", "classifier.0", "features.16", "features.14"],
                                   keep_maps=True)
     assert all(torch.equal(v, zoo.model.state_dict()[k]) for k, v in before.items())
-    assert res.stages == ["trained", "classifier.3", "classifier.0", "features.17", "features.15"]
+    assert res.stages == ["trained", "classifier.3", "classifier.0", "features.16", "features.14"]
     corr = res.correlation["selective_normgrad", "features.8"]
     assert corr.shape == (5, 6) and torch.allclose(corr[0], torch.ones(6, dtype=torch.float64))
     assert float(corr[-1].nanmean()) < 0.9  # randomising the top of the network scrambles the map
@@ -347,8 +347,8 @@ def test_meta_dynamics_over_checkpoints(tmp_path):
 def test_randomization_runner_keeps_maps(small, tmp_path):
     zoo, x = small
     out = experiments.randomization(zoo, x[:3], torch.tensor([1, 2, 3]), ["linear_approx"], ["features.8"],
-                                    blocks=["classifier.3", "features.17"], keep_maps=2, cache_root=tmp_path)
-    assert out["stages"].tolist() == ["trained", "classifier.3", "features.17"]
+                                    blocks=["classifier.3", "features.16"], keep_maps=2, cache_root=tmp_path)
+    assert out["stages"].tolist() == ["trained", "classifier.3", "features.16"]
     assert out["corr|linear_approx|features.8"].shape == (3, 3)
     assert out["maps|linear_approx|features.8"].shape == (3, 2, 64, 64)
 
@@ -361,12 +361,12 @@ def test_randomization_variants_equal_each_variants_own_cascade(small, tmp_path)
     step = revisal.MetaStep(1e-3)
     variants = {"sNG": ("selective_normgrad", None), "LA": ("linear_approx", None), "Gui": ("guided_backprop", None),
                 "LA + meta": ("linear_approx", step), "sNG + meta": ("selective_normgrad", revisal.MetaStep(1e-3))}
-    kw = dict(blocks=["classifier.3", "features.17"], seed=3, keep_maps=2)
+    kw = dict(blocks=["classifier.3", "features.16"], seed=3, keep_maps=2)
     got = experiments.randomization_variants(zoo, x[:4], target, variants, "features.8", cache_root=tmp_path, **kw)
     assert list(got) == list(variants)
     for name, (method, meta) in variants.items():
         alone = experiments.randomization(zoo, x[:4], target, [method], ["features.8"], meta=meta, cache_root=None, **kw)
-        assert got[name]["stages"].tolist() == ["trained", "classifier.3", "features.17"]
+        assert got[name]["stages"].tolist() == ["trained", "classifier.3", "features.16"]
         assert np.array_equal(got[name]["corr"], alone[f"corr|{method}|features.8"], equal_nan=True), name
         assert np.array_equal(got[name]["maps"], alone[f"maps|{method}|features.8"]), name
 

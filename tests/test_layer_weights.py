@@ -160,7 +160,7 @@ def test_published_pointing_accuracy_is_per_method_and_meta():
     (dict(kind="accuracy", arch=None), "^arch: "),
     (dict(kind="accuracy", arch="vgg16", layers=["", "features.3", "features.8", "features.15", "features.22",
                                                  "features.29"]), "^layers: .*input layer"),
-    (dict(kind="activation", arch="mini_vgg", layers=["features.3", "features.8", "features.13", "features.18"]),
+    (dict(kind="activation", arch="mini_vgg", layers=["features.3", "features.8", "features.13", "features.17"]),
      r"^layers: .*features\.29"),
     (dict(kind="pointing_accuracy", arch="vgg16"), "^method: .*per method"),
     (dict(kind="pointing_accuracy", arch="vgg16", method="deconvnet"), "^method: .*'deconvnet'"),

@@ -97,6 +97,50 @@ def test_tolerance_scales_with_size(scenes):
     assert scenes.tolerance == pytest.approx(15 / 500 * 64)
 
 
+def _oracle_accuracy(scenes, side: int) -> float:
+    """Pointing accuracy (% of pairs) of the best map a ``side × side`` grid can hold: the class mask
+    area-pooled to the grid, then resized (bilinear) to the image as every saliency map is."""
+    import torch
+    import torch.nn.functional as F
+
+    from revisal.metrics.pointing import is_hit
+
+    hits = []
+    for i in range(len(scenes)):
+        for c in scenes.class_ids(i):
+            mask = scenes.class_mask(i, c)
+            low = F.adaptive_avg_pool2d(torch.from_numpy(mask).float()[None, None], side)
+            up = F.interpolate(low, size=mask.shape, mode="bilinear", align_corners=False)[0, 0]
+            y, x = divmod(int(up.argmax()), mask.shape[1])
+            hits.append(is_hit(mask, (x, y), scenes.tolerance))
+    return 100 * float(np.mean(hits))
+
+
+def test_the_mini_models_last_stage_can_point():
+    """The last preset layer of both mini models is 8×8 at 64² (one cell 1/8 of the side, ResNet-50's
+    layer4 on 224² VOC07: 1/7), and at that resolution a map that marks the object's cells can land
+    within the pointing game's tolerance on nearly every pair; at 4×4 (one more downsampling) even
+    such an oracle map misses a quarter of them, which is why the mini models keep their last stage at 8×8."""
+    import torch
+
+    from revisal.models import LAYER_PRESETS
+    from revisal.models.mini import build
+
+    sides = set()
+    for name in ("mini_vgg", "mini_resnet"):
+        model, out = build(name, 12).eval(), {}
+        handle = dict(model.named_modules())[LAYER_PRESETS[name][-1]].register_forward_hook(
+            lambda m, a, o: out.__setitem__("side", o.shape[-1]))
+        with torch.no_grad():
+            model(torch.zeros(1, 3, 64, 64))
+        handle.remove()
+        sides.add(out["side"])
+    assert sides == {8}
+    scenes = testbed.load("test", n=300, cache_dir=None, progress=False, workers=1)
+    assert _oracle_accuracy(scenes, 8) >= 97
+    assert _oracle_accuracy(scenes, 4) <= 85
+
+
 def test_cache_is_reused_and_corruption_detected(tmp_path, monkeypatch):
     first = testbed.load("test", n=30, cache_dir=tmp_path, progress=False, workers=1)
     files = sorted(p.name for p in tmp_path.iterdir())

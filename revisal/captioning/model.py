@@ -101,7 +101,7 @@ class Captioner(nn.Module):
                  reduced: int = 32, hidden: int = 192, embed: int = 48):
         super().__init__()
         self.vocab = vocab
-        self.encoder = encoder if encoder is not None else MiniResNet(num_classes=1)
+        self.encoder = encoder if encoder is not None else MiniResNet(num_classes=1, last_stride=2)
         self.encoder.fc = nn.Identity()  # the classifier head is not part of the captioner
         channels = self.encoder.layer4[0].conv2.out_channels
         grid = -(-image_size // 16)  # stem and three stages halve the side

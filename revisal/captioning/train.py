@@ -36,6 +36,7 @@ from ..determinism import deterministic
 from ..files import atomic_write, project_path
 from ..metrics.text import caption_scores
 from ..models.zoo import WEIGHTS_DIR, load_verified_checkpoint
+from ..models.mini import MiniResNet
 from ..models.zoo import load as load_model
 from ..train import TrainConfig, _save, finish
 from .model import Captioner
@@ -90,7 +91,11 @@ def _train_captioner(config: CaptionerConfig, progress: bool) -> dict:
     tokens = TESTBED_VOCAB.encode(captions(train_set), length=MAX_LEN)
     colours = colours_present(train_set)
 
-    encoder = load_model("mini_resnet").model
+    # the mini ResNet's trained weights in the captioner's encoder layout: its last stage downsamples
+    # (last_stride=2, a 4×4 grid at 64²), which changes no parameter's shape
+    trained = load_model("mini_resnet").model
+    encoder = MiniResNet(num_classes=trained.fc.out_features, last_stride=2)
+    encoder.load_state_dict(trained.state_dict())
     captioner = Captioner(TESTBED_VOCAB, encoder, image_size=config.image_size).to(memory_format=torch.channels_last)
     params = sum(p.numel() for p in captioner.parameters())
     opt = torch.optim.AdamW(captioner.parameters(), lr=config.lr, weight_decay=config.weight_decay)

@@ -25,7 +25,7 @@ def _paper_skeleton(arch: str):
 def relative_depth(model, layer: str) -> tuple[int, int]:
     """``(k, L)``: of the model's L convolutions (registration order), the k that have run once
     ``layer``'s output exists (its own included; 0 for the input ``""``). k/L puts layers of
-    different networks on one depth axis: VGG16's features.28 is 13/13, mini_vgg's features.17 8/8."""
+    different networks on one depth axis: VGG16's features.28 is 13/13, mini_vgg's features.16 8/8."""
     from torch import nn
 
     names = [(name, isinstance(m, nn.Conv2d)) for name, m in model.named_modules()]

@@ -5,9 +5,13 @@
 * ``mini_resnet``: BatchNorm, one basic residual block per stage ``layer1..layer4``, global average
   pooling and ``fc`` (as in ResNet50, the last layer's gradient is spatially constant).
 
-Both start with a stride-2 convolution (like ResNet's stem; it makes CPU training 4× faster). At
-64² input the stages run at 32², 16², 8², 4²: the last conv features are 1/16 of the input side, as
-VGG16's ``features.29`` (14² at 224²).
+Both start with a stride-2 convolution (like ResNet's stem; it makes CPU training 4× faster) and
+do not downsample into their last stage (``last_stride=1``): at 64² input the stages run at 32²,
+16², 8², 8². A last-stage map cell is then 1/8 of the image side, no coarser than ResNet-50's
+``layer4`` on 224² VOC07 (7², 1/7), and a map that marks the right cell can still land within the
+pointing game's tolerance: an oracle map (the object mask, area-pooled to the map grid) hits 99.3% of
+the testbed's pairs at 8² but only 75.2% at 4² (``docs/deviations.md``, "The mini profile's limits").
+With ``last_stride=2`` the last stage runs at 4², as the captioner's encoder does.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from torchvision.models.resnet import BasicBlock
 
 class MiniVGG(nn.Module):
     """Four stages of two 3×3 conv + ReLU (16-32-64-128 channels; the first conv has stride 2) with
-    max-pooling between stages, then max-pool, flatten and a two-layer classifier.
+    max-pooling between stages (none before the last when ``last_stride=1``), then max-pool, flatten
+    and a two-layer classifier.
 
     With ``batch_norm=True`` a BatchNorm follows every conv: that is how it is *trained* (a plain
     stack this deep trains too slowly for the CPU budget); :func:`fold_batch_norm` then folds each
@@ -27,13 +32,15 @@ class MiniVGG(nn.Module):
 
     def __init__(self, num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 128),
                  convs: tuple[int, ...] = (2, 2, 2, 2), hidden: int = 256, image_size: int = 64,
-                 batch_norm: bool = False):
+                 last_stride: int = 1, batch_norm: bool = False):
         super().__init__()
-        self.config = dict(widths=widths, convs=convs, hidden=hidden, image_size=image_size)
+        if last_stride not in (1, 2):
+            raise ValueError(f"last_stride: expected 1 or 2, got {last_stride!r}")
+        self.config = dict(widths=widths, convs=convs, hidden=hidden, image_size=image_size, last_stride=last_stride)
         layers: list[nn.Module] = []
         channels = 3
         for stage, (width, count) in enumerate(zip(widths, convs)):
-            if stage:
+            if stage and (stage < len(widths) - 1 or last_stride == 2):
                 layers.append(nn.MaxPool2d(2))
             for k in range(count):
                 stride = 2 if stage == 0 and k == 0 else 1
@@ -44,7 +51,7 @@ class MiniVGG(nn.Module):
                 channels = width
         self.features = nn.Sequential(*layers)
         self.pool = nn.MaxPool2d(2)
-        side = image_size // 2 ** (len(widths) + 1)
+        side = image_size // 2 ** (len(widths) + (last_stride == 2))
         self.classifier = nn.Sequential(
             nn.Linear(channels * side * side, hidden), nn.ReLU(inplace=True), nn.Dropout(0.3), nn.Linear(hidden, num_classes)
         )
@@ -76,17 +83,20 @@ def fold_batch_norm(trained: MiniVGG) -> MiniVGG:
 
 
 class MiniResNet(nn.Module):
-    """3×3 stride-2 stem, one torchvision ``BasicBlock`` per stage (16-32-64-128, stride 2 from
-    ``layer2`` on), global average pooling, ``fc``."""
+    """3×3 stride-2 stem, one torchvision ``BasicBlock`` per stage (16-32-64-128; stride 2 into
+    ``layer2`` and ``layer3``, ``last_stride`` into the last stage), global average pooling, ``fc``."""
 
-    def __init__(self, num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 128), stem_stride: int = 2):
+    def __init__(self, num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 128), stem_stride: int = 2,
+                 last_stride: int = 1):
         super().__init__()
+        if last_stride not in (1, 2):
+            raise ValueError(f"last_stride: expected 1 or 2, got {last_stride!r}")
         self.conv1 = nn.Conv2d(3, widths[0], 3, stride=stem_stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         channels = widths[0]
         for i, width in enumerate(widths, start=1):
-            stride = 1 if i == 1 else 2
+            stride = 1 if i == 1 else last_stride if i == len(widths) else 2
             down = None
             if stride != 1 or channels != width:
                 down = nn.Sequential(nn.Conv2d(channels, width, 1, stride, bias=False), nn.BatchNorm2d(width))
@@ -99,7 +109,8 @@ class MiniResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def features(self, x: Tensor) -> Tensor:
-        """The last stage's activations ``[N, 128, S/16, S/16]`` (before global pooling)."""
+        """The last stage's activations ``[N, 128, S/8, S/8]`` (``S/16`` with ``last_stride=2``), before
+        global pooling."""
         x = self.relu(self.bn1(self.conv1(x)))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 

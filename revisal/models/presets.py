@@ -36,8 +36,8 @@ PRESETS: dict[str, Preset] = {
     "vgg16_coco": Preset(CAFFE_NORMALIZE, _VGG16, contrast_layer="classifier.4"),
     "resnet50_voc": Preset(CAFFE_NORMALIZE, _RESNET50, contrast_layer="avgpool"),
     "resnet50_coco": Preset(CAFFE_NORMALIZE, _RESNET50, contrast_layer="avgpool"),
-    # the mini models at 64² input: 64², 32², 16², 8², 4²
-    "mini_vgg": Preset(TESTBED_NORMALIZE, ("", "features.3", "features.8", "features.13", "features.18"), 64),
+    # the mini models at 64² input: 64², 32², 16², 8², 8² (no downsampling into the last stage)
+    "mini_vgg": Preset(TESTBED_NORMALIZE, ("", "features.3", "features.8", "features.13", "features.17"), 64),
     "mini_resnet": Preset(TESTBED_NORMALIZE, ("", "layer1", "layer2", "layer3", "layer4"), 64),
 }
 
