@@ -147,7 +147,7 @@ models: $(RUNTIME_STAMP)
 # Regenerate the per-epoch checkpoints notebook 04 follows (revisal/weights/mini_resnet_epochs/, float16,
 # 3.7 MiB; ≈ 4 min on 2 cores): shipped so that `make figures` never trains, whatever the CPU.
 epoch-weights: $(RUNTIME_STAMP)
-	for seed in 0 1 2; do $(PY) -m revisal.train --model mini_resnet --ship-epochs --seed $$seed \
+	for seed in 0 1 2; do $(PY) -m revisal.train --model mini_resnet --dynamics --ship-epochs --seed $$seed \
 		--out data/models/seed$$seed || exit 1; done
 
 # Paper profile: datasets and TorchRay checkpoints (nothing else ever downloads).

@@ -1,14 +1,20 @@
 """Train the mini models on the synthetic testbed (multi-label, BCE, as the paper's VOC fine-tuning).
 
     python -m revisal.train                  # both models; also: make models
-    python -m revisal.train --model mini_resnet --ship-epochs   # also: make epoch-weights
+    python -m revisal.train --model mini_resnet --dynamics --ship-epochs   # also: make epoch-weights
     python -m revisal.train --help
 
 Deterministic given ``--seed`` (and the thread count): the data order, augmentation and
 initialisation all come from seeded generators and deterministic algorithms. A checkpoint is kept
 per epoch under ``<out>/<model>/epoch_NN.pt`` (the meta-saliency notebook follows training
-dynamics); ``manifest.json`` beside them records each file's sha256, the loss and validation mAP per
-epoch, the test mAP of the last epoch, parameter count and wall time.
+dynamics); ``manifest.json`` beside them records each file's sha256, the loss, training mAP (on the
+first ``val_size`` training scenes, in eval mode) and validation mAP per epoch, the test mAP of the
+last epoch, parameter count and wall time.
+
+``--dynamics`` trains the run that notebook 04 follows (:data:`DYNAMICS`): a finite training set of
+4000 scenes, seen without augmentation for 16 epochs, which the model overfits (training mAP 0.997
+against validation 0.875 for seed 0), so that seen and unseen scenes differ for it, as the paper's
+Fig. 10 needs.
 
 ``--ship-epochs`` also writes every epoch in float16 to ``revisal/weights/<model>_epochs/``
 (:func:`ship_epochs`): notebook 04 follows meta-saliency over training on these instead of training
@@ -40,6 +46,12 @@ from .models.zoo import WEIGHTS_DIR
 
 #: Epochs per model: what reaches test mAP ≥ 0.90 inside the 8-minute CPU budget for both.
 DEFAULT_EPOCHS = {"mini_vgg": 7, "mini_resnet": 6}
+#: The training run notebook 04 follows epoch by epoch (Figs. 10, 11): a finite training set, seen
+#: without augmentation, that the model overfits (training mAP above validation mAP).
+DYNAMICS = {"train_size": 4000, "epochs": 16, "augment": False}
+#: :func:`ship_epochs` ships every SHIP_EVERY-th epoch (and the last): eight float16 checkpoints per
+#: dynamics run, 5 MiB.
+SHIP_EVERY = 2
 
 
 @dataclass
@@ -55,6 +67,7 @@ class TrainConfig:
     image_size: int = 64
     seed: int = 0
     threads: int = 2
+    augment: bool = True
     out: str = "data/models"
 
 
@@ -92,6 +105,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
 def _train(config: TrainConfig, progress: bool) -> dict:
     train_set = testbed.load("train", config.train_size, config.image_size, progress=progress)
     val_set = testbed.load("val", config.val_size, config.image_size, progress=progress)
+    seen = testbed.load("train", min(config.train_size, config.val_size), config.image_size, progress=False)
     test_set = testbed.load("test", config.test_size, config.image_size, progress=progress)
 
     model = build(config.model, len(testbed.CLASSES), for_training=True)
@@ -109,28 +123,30 @@ def _train(config: TrainConfig, progress: bool) -> dict:
         order = torch.randperm(len(train_set), generator=g)
         batches = range(len(train_set) // config.batch_size)
         bar = tqdm(batches, desc=f"{config.model} epoch {epoch}/{config.epochs}", unit="batch", disable=not progress)
-        total, seen, tick = 0.0, 0, time.perf_counter()
+        total, count, tick = 0.0, 0, time.perf_counter()
         for b in bar:
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            x = _augment(TESTBED_NORMALIZE(train_set.pixels(idx)), g).contiguous(memory_format=torch.channels_last)
+            x = TESTBED_NORMALIZE(train_set.pixels(idx))
+            x = (_augment(x, g) if config.augment else x).contiguous(memory_format=torch.channels_last)
             loss = F.binary_cross_entropy_with_logits(model(x), train_set.labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             total += float(loss.detach()) * len(idx)
-            seen += len(idx)
+            count += len(idx)
             if b % 20 == 0:
-                bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen / (time.perf_counter() - tick):.0f}", refresh=False)
+                bar.set_postfix(loss=f"{total / count:.4f}", img_s=f"{count / (time.perf_counter() - tick):.0f}", refresh=False)
         exported = export(model)
-        val_map = evaluate(exported, val_set)
+        val_map, train_map = evaluate(exported, val_set), evaluate(exported, seen)
         state = {k: v.contiguous() for k, v in exported.state_dict().items()}
         digest = _save({"model": config.model, "epoch": epoch, "state_dict": state},
                        folder / f"epoch_{epoch:02d}.pt")
-        history.append({"epoch": epoch, "train_loss": total / seen, "val_map": val_map, "sha256": digest,
+        history.append({"epoch": epoch, "train_loss": total / count, "train_map": train_map, "val_map": val_map, "sha256": digest,
                         "file": f"epoch_{epoch:02d}.pt"})
         if progress:
-            print(f"{config.model} epoch {epoch}: loss {total / seen:.4f}, val mAP {val_map:.4f}")
+            print(f"{config.model} epoch {epoch}: loss {total / count:.4f}, train mAP {train_map:.4f}, "
+                  f"val mAP {val_map:.4f}")
 
     manifest = {
         "config": asdict(config),
@@ -153,12 +169,15 @@ def main(argv: list[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", nargs="+", default=["mini_vgg", "mini_resnet"], choices=["mini_vgg", "mini_resnet"],
                    help="which mini model(s) to train")
+    p.add_argument("--dynamics", action="store_true",
+                   help=f"the run notebook 04 follows: {DYNAMICS} unless given below")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"passes over the training split (default per model: {DEFAULT_EPOCHS})")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--lr", type=float, default=defaults.lr, help="peak AdamW learning rate (one-cycle schedule)")
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    p.add_argument("--train-size", type=int, default=defaults.train_size, help="testbed training scenes")
+    p.add_argument("--train-size", type=int, default=None, help=f"testbed training scenes (default {defaults.train_size})")
+    p.add_argument("--no-augment", action="store_true", help="no random flips and turns")
     p.add_argument("--val-size", type=int, default=defaults.val_size, help="validation scenes (mAP per epoch)")
     p.add_argument("--test-size", type=int, default=defaults.test_size, help="test scenes (final mAP)")
     p.add_argument("--image-size", type=int, default=defaults.image_size, help="testbed image side in pixels")
@@ -169,13 +188,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--install", action="store_true",
                    help="copy the final checkpoint into revisal/weights/ (what `models.load(name)` uses)")
     p.add_argument("--ship-epochs", action="store_true",
-                   help="write every epoch in float16 to revisal/weights/<model>_epochs/ (notebook 04's dynamics)")
+                   help=f"write every {SHIP_EVERY}nd epoch in float16 to revisal/weights/<model>_epochs/ "
+                        "(notebook 04's dynamics)")
     args = p.parse_args(argv)
+    base = DYNAMICS if args.dynamics else {}
     for name in args.model:
         config = TrainConfig(
-            model=name, epochs=args.epochs or DEFAULT_EPOCHS[name], batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-            train_size=args.train_size, val_size=args.val_size, test_size=args.test_size,
-            image_size=args.image_size, seed=args.seed, threads=args.threads, out=args.out,
+            model=name, epochs=args.epochs or base.get("epochs") or DEFAULT_EPOCHS[name], batch_size=args.batch_size,
+            lr=args.lr, weight_decay=args.weight_decay,
+            train_size=args.train_size or base.get("train_size") or defaults.train_size, val_size=args.val_size,
+            test_size=args.test_size, image_size=args.image_size, seed=args.seed, threads=args.threads,
+            augment=not args.no_augment and base.get("augment", True), out=args.out,
         )
         manifest = train(config, progress=not args.quiet)
         finish(manifest, args.install)
@@ -205,30 +228,55 @@ def install(manifest: dict, checkpoint: Path) -> None:
     print(f"{name}: installed {checkpoint} as {WEIGHTS_DIR / (name + '.pt')}")
 
 
+def epoch_of(checkpoint: str | Path) -> int:
+    """The epoch number of a checkpoint written here (``epoch_NN.pt``)."""
+    stem = Path(checkpoint).stem
+    if not stem.startswith("epoch_") or not stem[6:].isdigit():
+        raise ValueError(f"checkpoint: expected a file named epoch_NN.pt, got {str(checkpoint)!r}")
+    return int(stem[6:])
+
+
+def run_history(checkpoint: str | Path) -> list[dict]:
+    """The per-epoch record (``epoch``, ``train_loss``, ``train_map``, ``val_map``, …) of the training
+    run a checkpoint belongs to, from the ``manifest.json`` beside it (every epoch of the run, also
+    those :func:`ship_epochs` left out)."""
+    path = Path(checkpoint).parent / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no manifest.json beside {checkpoint}")
+    manifest = json.loads(path.read_text())
+    return manifest.get("history", manifest["epochs"])
+
+
 def shipped_epochs_dir(name: str, seed: int = 0) -> Path:
     """Where :func:`ship_epochs` writes a model's per-epoch checkpoints: ``revisal/weights/<model>_epochs``
     for the default seed 0, ``<model>_epochs_seed<k>`` for another training seed k."""
     return WEIGHTS_DIR / (f"{name}_epochs" if seed == 0 else f"{name}_epochs_seed{seed}")
 
 
-def ship_epochs(manifest: dict, dtype: torch.dtype = torch.float16) -> Path:
-    """Copy every epoch of a training run into :func:`shipped_epochs_dir`, floating tensors cast to
-    ``dtype`` (float16 halves the size; the cast is deterministic, so the same run gives the same
-    bytes), with a ``manifest.json`` as the run's (config, per-epoch sha256 of the shipped files)
-    that :func:`revisal.models.load` verifies each file against."""
+def ship_epochs(manifest: dict, dtype: torch.dtype = torch.float16, every: int = SHIP_EVERY) -> Path:
+    """Copy every ``every``-th epoch of a training run (and its last) into :func:`shipped_epochs_dir`,
+    floating tensors cast to ``dtype`` (float16 halves the size; the cast is deterministic, so the
+    same run gives the same bytes), with a ``manifest.json`` as the run's (config, per-epoch sha256 of
+    the shipped files) that :func:`revisal.models.load` verifies each file against."""
+    if not isinstance(every, int) or every < 1:
+        raise ValueError(f"every: expected a positive int, got {every!r}")
     config = manifest["config"]
     source = project_path(config["out"]) / config["model"]
     folder = shipped_epochs_dir(config["model"], config.get("seed", 0))
+    last = manifest["epochs"][-1]["epoch"]
     epochs = []
     for entry in manifest["epochs"]:
+        if entry["epoch"] % every and entry["epoch"] != last:
+            continue
         saved = torch.load(source / entry["file"], map_location="cpu", weights_only=True)
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in saved["state_dict"].items()}
         digest = _save({"model": config["model"], "epoch": entry["epoch"], "state_dict": state},
                        folder / entry["file"])
         epochs.append({**entry, "sha256": digest, "trained_sha256": entry["sha256"]})
+    history = [{k: v for k, v in e.items() if k not in ("sha256", "file")} for e in manifest["epochs"]]
     shipped = {"config": {k: v for k, v in config.items() if k != "out"},  # the same bytes wherever it trained
                **{k: v for k, v in manifest.items() if k not in ("config", "epochs", "train_seconds")},
-               "dtype": str(dtype).removeprefix("torch."), "epochs": epochs}
+               "dtype": str(dtype).removeprefix("torch."), "epochs": epochs, "history": history}
     atomic_write(folder / "manifest.json", json.dumps(shipped, indent=2) + "\n")
     size = sum((folder / e["file"]).stat().st_size for e in epochs)
     print(f"{config['model']}: {len(epochs)} epochs in {dtype} written to {folder} ({size / 2**20:.1f} MiB)")

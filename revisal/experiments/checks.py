@@ -160,7 +160,7 @@ TRAIN_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "model": text, "epochs": positive_int, "batch_size": positive_int, "lr": positive_number,
     "weight_decay": lambda v, name: finite_number(v, name, minimum=0), "train_size": positive_int,
     "val_size": positive_int, "test_size": positive_int, "image_size": positive_int,
-    "seed": lambda v, name: integer(v, name, minimum=0), "threads": positive_int, "out": text,
+    "seed": lambda v, name: integer(v, name, minimum=0), "threads": positive_int, "augment": boolean, "out": text,
 }
 
 

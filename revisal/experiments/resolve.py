@@ -126,18 +126,18 @@ def image_set(zoo: ZooModel, params: Params, n: int, dataset: str | None = None)
 
 
 def training_checkpoints(name: str, params: Params, progress: bool = True, seed: int | None = None) -> list[Path]:
-    """Per-epoch checkpoints of a mini model (meta-saliency dynamics, Figs. 10, 11): the shipped
-    ones (``revisal/weights/<name>_epochs[_seed<k>]/``, :func:`revisal.train.ship_epochs`) when the
-    requested training config is theirs, else those of ``make models`` when present and matching,
-    otherwise trained now (e.g. the smoke profile's tiny run). ``seed``: the training seed (else the
-    ``train`` override's, else the default)."""
-    from ..train import DEFAULT_EPOCHS, TrainConfig, shipped_epochs_dir, train
+    """Per-epoch checkpoints of the dynamics run of a mini model (meta-saliency, Figs. 10, 11; its
+    config is :data:`revisal.train.DYNAMICS` updated by the ``train`` overrides): the shipped ones
+    (``revisal/weights/<name>_epochs[_seed<k>]/``, :func:`revisal.train.ship_epochs`) when the
+    requested training config is theirs, else those of an earlier run under ``out`` when present and
+    matching, otherwise trained now (e.g. the smoke profile's tiny run). ``seed``: the training seed
+    (else the ``train`` override's, else the default)."""
+    from ..train import DYNAMICS, TrainConfig, shipped_epochs_dir, train
 
-    overrides = dict(params.get("train") or {})
+    overrides = {**DYNAMICS, **(params.get("train") or {})}
     if seed is not None:
         overrides["seed"] = seed
-    config = TrainConfig(model=name, epochs=overrides.pop("epochs", DEFAULT_EPOCHS[name]),
-                         out=overrides.pop("out", "data/models"), **overrides)
+    config = TrainConfig(model=name, out=overrides.pop("out", "data/models"), **overrides)
     if seed is not None and config.seed != 0:  # each seed trains into its own folder
         config = TrainConfig(**{**config.__dict__, "out": f"{config.out}/seed{config.seed}"})
     wanted = {k: v for k, v in config.__dict__.items() if k != "out"}
