@@ -196,6 +196,39 @@ def test_imagenet_folder(tmp_path):
         imagenet.imagenet_val(tmp_path / "nope")
 
 
+def test_imagenet_images_follow_the_authors_transform_and_spread_over_classes(tmp_path):
+    """Notebooks 01, 03, 04 and 05 read ImageNet val as the authors' scripts do: TorchRay's
+    ``get_transform('imagenet', size=(224, 224))`` (the whole image squashed to 224², no crop), bit
+    for bit on non-square noise JPEGs; and one image per class for ``n`` classes spread over the
+    class list, not its first ``n``."""
+    from types import SimpleNamespace
+
+    from revisal.data.transforms import IMAGENET_NORMALIZE, torchray_imagenet
+    from revisal.experiments import resolve
+
+    rng = np.random.default_rng(0)
+    wnids = [f"n{k:08d}" for k in range(10)]
+    for wnid, (h, w) in zip(wnids, [(300, 500), (500, 333), (224, 224), (97, 401), (640, 480)] * 2):
+        (tmp_path / wnid).mkdir()
+        for k in range(2):
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / wnid / f"img_{k}.JPEG")
+    theirs = oracle("torchray.benchmark.models").get_transform("imagenet", size=(224, 224))
+    ours = torchray_imagenet(224, IMAGENET_NORMALIZE)
+    for wnid in wnids[:5]:
+        with Image.open(tmp_path / wnid / "img_0.JPEG") as im:
+            want = theirs(im.convert("RGB"))
+            got = ours(im.convert("RGB"))
+        assert got.shape == (3, 224, 224) and torch.equal(got, want)
+    zoo = SimpleNamespace(normalize=IMAGENET_NORMALIZE)
+    x, y = resolve.image_set(zoo, {"imagenet_root": str(tmp_path), "input_size": 224}, 4, dataset="imagenet")
+    assert y.tolist() == [0, 2, 5, 7]  # ⌊k·10/4⌋: spread over the ten classes
+    with Image.open(tmp_path / wnids[5] / "img_0.JPEG") as im:
+        assert torch.equal(x[2], theirs(im.convert("RGB")))  # the first image of class 5
+    assert resolve.spread(3, 5) == [0, 1, 2] and resolve.spread(1000, 50)[:3] == [0, 20, 40]
+    with pytest.raises(ValueError, match="size"):
+        torchray_imagenet(0)
+
+
 # --- preprocessing ---------------------------------------------------------------------------------
 def test_caffe_preprocessing_matches_torchray():
     tr = oracle("torchray.benchmark.models")

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["Normalize", "ShorterSide", "CAFFE_NORMALIZE", "IMAGENET_NORMALIZE", "TESTBED_NORMALIZE",
-           "TF_LITE_NORMALIZE"]
+           "TF_LITE_NORMALIZE", "torchray_imagenet"]
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,16 @@ class ShorterSide:
 
     def __repr__(self) -> str:
         return f"ShorterSide({self.size})"
+
+
+def torchray_imagenet(size: int = 224, normalize: Normalize = IMAGENET_NORMALIZE):
+    """The authors' ImageNet preprocessing (TorchRay's ``get_transform('imagenet', size=(S, S))``,
+    used by their class-sensitivity, identity-trick, meta-saliency and sanity-check scripts): the
+    whole PIL image resized to ``size × size`` (bilinear with antialiasing; the aspect ratio is *not*
+    kept and nothing is cropped), then ``[0, 1]`` pixels, then ``normalize``. Takes a PIL image."""
+    from torchvision.transforms import Compose, InterpolationMode, Resize, ToTensor
+
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"size: expected a positive int, got {size!r}")
+    return Compose([Resize((size, size), interpolation=InterpolationMode.BILINEAR, antialias=True), ToTensor(),
+                    normalize])

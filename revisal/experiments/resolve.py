@@ -105,24 +105,33 @@ def layer_weight_sample(zoo: ZooModel, source, params: Params) -> tuple[Tensor, 
 
 def image_set(zoo: ZooModel, params: Params, n: int, dataset: str | None = None) -> tuple[Tensor, Tensor]:
     """``n`` model-ready images and their labels: testbed validation scenes (label: the largest
-    object's class) or ImageNet val, one image per class (``dataset="imagenet"``)."""
+    object's class) or ImageNet val (``dataset="imagenet"``): one image for each of ``n`` classes
+    spread evenly over all classes (class ``⌊k·C/n⌋`` for k < n; the first image of each, in
+    folder order), preprocessed as the authors' scripts do (:func:`revisal.data.transforms.torchray_imagenet`:
+    the whole image resized to ``input_size``², no crop)."""
     dataset = dataset or params.get("image_dataset", "testbed")
     if dataset == "testbed":
         split = testbed.load("val", n, progress=False)
         largest = [max(split.objects(i), key=lambda o: o["area"])["class_id"] for i in range(len(split))]
         return zoo.normalize(split.pixels(range(len(split)))), torch.tensor(largest)
     if dataset == "imagenet":
-        from torchvision.transforms import CenterCrop, Compose, ToTensor
-
         from ..data.imagenet import IMAGENET_ROOT, imagenet_val
-        from ..data.transforms import ShorterSide
+        from ..data.transforms import torchray_imagenet
 
-        size = params.get("input_size", 224)
-        transform = Compose([ToTensor(), ShorterSide(size), CenterCrop(size), zoo.normalize])
-        data = imagenet_val(params.get("imagenet_root") or IMAGENET_ROOT, transform=transform, per_class=1)
-        items = [data[i] for i in range(min(n, len(data)))]
+        data = imagenet_val(params.get("imagenet_root") or IMAGENET_ROOT,
+                            transform=torchray_imagenet(params.get("input_size", 224), zoo.normalize), per_class=1)
+        items = [data[i] for i in spread(len(data), n)]
         return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
     raise ValueError(f"image_dataset: expected 'testbed' or 'imagenet', got {dataset!r}")
+
+
+def spread(total: int, n: int) -> list[int]:
+    """``min(n, total)`` indices spread evenly over ``range(total)``: ``⌊k·total/n⌋`` for k < n (all of
+    them when ``n ≥ total``). Over one image per class, that samples every part of the class list
+    instead of its first ``n`` classes (ImageNet's first 50 are all fish, birds and amphibians)."""
+    if n >= total:
+        return list(range(total))
+    return [k * total // n for k in range(n)]
 
 
 def training_checkpoints(name: str, params: Params, progress: bool = True, seed: int | None = None) -> list[Path]:
