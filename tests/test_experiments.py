@@ -306,6 +306,64 @@ def test_cascading_randomization_leaves_the_model_alone(small):
     assert len(res.maps) == 5
 
 
+def test_cascade_with_the_authors_target_rule_equals_the_slow_way(small):
+    """target_rule="predicted" (the authors' sanity check): stage 0 explains the given class, every
+    later stage the partially randomised model's own top class; each stage's map and both Spearman
+    variants equal a slow re-run on an independently randomised copy, in float64."""
+    import copy
+
+    from revisal.metrics.randomization import randomize
+
+    zoo, x = small
+    model = copy.deepcopy(zoo.model).double()
+    x = x[:4].double()
+    given = torch.tensor([1, 2, 3, 4])
+    blocks = ["classifier.3", "classifier.0", "features.16"]
+    res = cascading_randomization(model, x, given, ["features.8"], ["linear_approx"], blocks=blocks, seed=5,
+                                  target_rule="predicted", keep_maps=True)
+    slow, first = copy.deepcopy(model), None
+    for k, block in enumerate([None, *blocks]):
+        if block is not None:
+            randomize(dict(slow.named_modules())[block], 5 + k)
+        with torch.no_grad():
+            target = given if k == 0 else slow(x).argmax(1)
+        assert torch.equal(res.targets[k], target), k
+        want = revisal.saliency(slow, x, target, ["features.8"], ["linear_approx"])["linear_approx", "features.8"]
+        torch.testing.assert_close(res.maps[k]["linear_approx", "features.8"], want, rtol=1e-10, atol=0)
+        first = want if first is None else first
+        for absolute, table in ((False, res.correlation), (True, res.correlation_abs)):
+            rho = spearman(first, want, (64, 64), absolute=absolute)
+            torch.testing.assert_close(table["linear_approx", "features.8"][k], rho, rtol=0, atol=1e-12)
+    assert not torch.equal(res.targets[-1], given)  # a randomised top layer predicts other classes
+    fixed = cascading_randomization(model, x, given, ["features.8"], ["linear_approx"], blocks=blocks, seed=5)
+    assert all(torch.equal(t, given) for t in fixed.targets)
+    with pytest.raises(ValueError, match="target_rule"):
+        cascading_randomization(model, x, given, ["features.8"], ["linear_approx"], blocks=blocks, target_rule="top")
+    with pytest.raises(ValueError, match="class ids"):
+        cascading_randomization(model, x, 3, ["features.8"], ["linear_approx"], blocks=blocks, target_rule="predicted")
+
+
+def test_absolute_spearman_is_the_sanity_checks_second_variant():
+    """ρ between |a'| and |b'|, each map scaled to [−1, 1] by its own range (the authors'
+    ``spearman_abs``), against scipy on the same values; a sign flip leaves it unchanged."""
+    from scipy.stats import spearmanr
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 1, 9, 7, generator=g, dtype=torch.float64), torch.randn(3, 1, 9, 7, generator=g, dtype=torch.float64)
+    b[1] = a[1] * 0.5 + 0.1 * b[1]
+    got = spearman(a, b, None, absolute=True)
+    for i in range(3):
+        unit = [2 * (m[i] - m[i].min()) / (m[i].max() - m[i].min()) - 1 for m in (a, b)]
+        want = spearmanr(unit[0].abs().flatten().numpy(), unit[1].abs().flatten().numpy()).statistic
+        assert float(got[i]) == pytest.approx(want, abs=1e-12)
+    symmetric = torch.tensor([-3.0, -1.0, 0.5, 2.0, 3.0, 1.5], dtype=torch.float64).view(1, 1, 2, 3)  # min = −max
+    assert float(spearman(symmetric, -symmetric, None, absolute=True)) == pytest.approx(1.0, abs=1e-12)
+    assert float(spearman(symmetric, -symmetric, None)) == pytest.approx(-1.0, abs=1e-12)
+    assert torch.isnan(spearman(torch.ones(1, 1, 2, 3), symmetric, None, absolute=True)).all()  # no range
+    with pytest.raises(TypeError, match="absolute"):
+        spearman(a, b, None, absolute=1)
+
+
 def test_cached_analyses_are_reused(small, tmp_path, monkeypatch):
     zoo, x = small
     first = experiments.class_sensitivity(zoo, x, ["normgrad"], ["features.8"], cache_root=tmp_path, progress=False)
@@ -349,7 +407,8 @@ def test_randomization_runner_keeps_maps(small, tmp_path):
     out = experiments.randomization(zoo, x[:3], torch.tensor([1, 2, 3]), ["linear_approx"], ["features.8"],
                                     blocks=["classifier.3", "features.16"], keep_maps=2, cache_root=tmp_path)
     assert out["stages"].tolist() == ["trained", "classifier.3", "features.16"]
-    assert out["corr|linear_approx|features.8"].shape == (3, 3)
+    assert out["corr|linear_approx|features.8"].shape == out["corr_abs|linear_approx|features.8"].shape == (3, 3)
+    assert out["targets"].tolist() == [[1, 2, 3]] * 3  # the default rule keeps the given target
     assert out["maps|linear_approx|features.8"].shape == (3, 2, 64, 64)
 
 
@@ -368,6 +427,7 @@ def test_randomization_variants_equal_each_variants_own_cascade(small, tmp_path)
         alone = experiments.randomization(zoo, x[:4], target, [method], ["features.8"], meta=meta, cache_root=None, **kw)
         assert got[name]["stages"].tolist() == ["trained", "classifier.3", "features.16"]
         assert np.array_equal(got[name]["corr"], alone[f"corr|{method}|features.8"], equal_nan=True), name
+        assert np.array_equal(got[name]["corr_abs"], alone[f"corr_abs|{method}|features.8"], equal_nan=True), name
         assert np.array_equal(got[name]["maps"], alone[f"maps|{method}|features.8"]), name
 
 

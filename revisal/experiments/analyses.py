@@ -180,21 +180,28 @@ def meta_dynamics(load_checkpoint: Callable[[Path], object], checkpoints: Sequen
 
 def randomization(zoo, images: Tensor, target: Tensor, methods: Sequence[str], layers: Sequence[str], *,
                   blocks: Sequence[str] | None = None, meta=None, seed: int = 0, keep_maps: int = 0, size=None,
-                  device=None, cache_root=CACHE_ROOT) -> dict[str, np.ndarray]:
-    """Cascading randomisation (Figs. 8, 13): ``"corr|<method>|<layer>"`` [stages, N], ``"stages"``,
-    and for the first ``keep_maps`` images ``"maps|<method>|<layer>"`` [stages, keep, H, W]."""
+                  target_rule: str = "fixed", device=None, cache_root=CACHE_ROOT) -> dict[str, np.ndarray]:
+    """Cascading randomisation (Figs. 8, 13): ``"corr|<method>|<layer>"`` [stages, N] (signed
+    Spearman), ``"corr_abs|<method>|<layer>"`` (on absolute values), ``"stages"``, ``"targets"``
+    [stages, N] (the class each stage explained, see ``target_rule`` of
+    :func:`revisal.metrics.cascading_randomization`), and for the first ``keep_maps`` images
+    ``"maps|<method>|<layer>"`` [stages, keep, H, W]."""
     device = device_of(device)
     model = zoo.model.to(device)
     cache = run_cache("randomization", cache_root, model=zoo, images=images, target=target, methods=list(methods),
-                      layers=list(layers), blocks=blocks, meta=meta, seed=seed, keep=keep_maps, size=size)
+                      layers=list(layers), blocks=blocks, meta=meta, seed=seed, keep=keep_maps, size=size,
+                      target_rule=target_rule)
     found = cache.load(0)
     if found is not None:
         return found
     result = cascading_randomization(model, images.to(device), target, layers, methods, blocks=blocks, seed=seed,
-                                     meta=meta, size=size, keep_maps=keep_maps > 0)
+                                     meta=meta, size=size, keep_maps=keep_maps > 0, target_rule=target_rule)
     out = {"stages": np.array(result.stages)}
+    if result.targets is not None:
+        out["targets"] = result.targets.numpy()
     for (m, l), corr in result.correlation.items():
         out[f"corr{SEP}{m}{SEP}{l}"] = corr.cpu().numpy()
+        out[f"corr_abs{SEP}{m}{SEP}{l}"] = result.correlation_abs[m, l].cpu().numpy()
         if keep_maps:
             out[f"maps{SEP}{m}{SEP}{l}"] = np.stack(
                 [s.resized(tuple(images.shape[-2:]))[m, l][:keep_maps, 0].cpu().numpy() for s in result.maps])
@@ -211,7 +218,8 @@ def randomization_variants(zoo, images: Tensor, target: Tensor, variants: Mappin
     :func:`randomization`.
 
     Returns:
-        ``{variant: {"stages", "corr" [stages, N], "maps" [stages, keep, H, W] (with keep_maps)}}``.
+        ``{variant: {"stages", "corr" [stages, N], "corr_abs" [stages, N], "targets" [stages, N] (class-id
+        targets), "maps" [stages, keep, H, W] (with keep_maps)}}``.
     """
     steps: dict[object, list[str]] = {}
     for method, meta in variants.values():
@@ -223,7 +231,10 @@ def randomization_variants(zoo, images: Tensor, target: Tensor, variants: Mappin
     out = {}
     for name, (method, meta) in variants.items():
         run = runs[meta]
-        out[name] = {"stages": run["stages"], "corr": run[f"corr{SEP}{method}{SEP}{layer}"]}
+        out[name] = {"stages": run["stages"], "corr": run[f"corr{SEP}{method}{SEP}{layer}"],
+                     "corr_abs": run[f"corr_abs{SEP}{method}{SEP}{layer}"]}
+        if "targets" in run:
+            out[name]["targets"] = run["targets"]
         if f"maps{SEP}{method}{SEP}{layer}" in run:
             out[name]["maps"] = run[f"maps{SEP}{method}{SEP}{layer}"]
     return out

@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..files import project_path
 from ..models import LOADERS
+from ..metrics.randomization import TARGET_RULES
 from . import checks
 
 #: Models with per-epoch checkpoints to train (meta-saliency dynamics, notebook 04).
@@ -241,6 +242,7 @@ SPEC: dict[str, Check] = {
     "randomization_layer": _with_model("randomization_model", checks.module_of),
     "randomization_map_layer": _with_model("qualitative_model", checks.module_of),
     "randomization_blocks": _optional(_layers_of("randomization_model", allow_input=False)),
+    "randomization_target": _value(checks.choice, TARGET_RULES),
     "qualitative_blocks": _optional(_layers_of("qualitative_model", allow_input=False)),
     "caption_layers": _caption_layers,
     # classes and photos

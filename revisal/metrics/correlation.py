@@ -44,12 +44,17 @@ def rank(values: Tensor) -> Tensor:
     return ranks.masked_fill_(values.isnan().any(1, keepdim=True), float("nan"))
 
 
-def spearman(a: Tensor, b: Tensor, size: tuple[int, int] | int | None = (224, 224)) -> Tensor:
+def spearman(a: Tensor, b: Tensor, size: tuple[int, int] | int | None = (224, 224), *,
+             absolute: bool = False) -> Tensor:
     r"""Per-sample Spearman rank correlation between two batches of maps.
 
     Both batches are resized (bilinear) to ``size`` (the paper uses 224², the input resolution;
     ``None`` keeps them as they are, which needs equal shapes); then
     :math:`\rho = \mathrm{corr}(\mathrm{rank}(a), \mathrm{rank}(b))` with average ranks for ties.
+    ``absolute=True`` is the sanity check's second variant (Adebayo et al. 2018; the authors'
+    ``spearman_abs``): each map is first scaled to [−1, 1] by its own range,
+    :math:`a' = 2(a - \min a)/(\max a - \min a) - 1`, and ρ is taken between :math:`|a'|` and :math:`|b'|`,
+    so that a map whose sign flips still counts as the same map.
     NaN and Inf follow ``scipy.stats.spearmanr`` (``nan_policy='propagate'``): a sample whose map
     holds a NaN (after resizing) gets ρ = NaN, the other samples are unaffected; ±Inf ranks as the
     extreme value (resizing a map with an Inf can spread NaN). A constant map has no ranking: its
@@ -67,9 +72,20 @@ def spearman(a: Tensor, b: Tensor, size: tuple[int, int] | int | None = (224, 22
         b = F.interpolate(b, size=size, mode="bilinear", align_corners=False) if b.shape[-2:] != size else b
     elif a.shape != b.shape:
         raise ValueError(f"a, b: shapes differ ({tuple(a.shape)} and {tuple(b.shape)}); pass size=")
+    if not isinstance(absolute, bool):
+        raise TypeError(f"absolute: expected a bool, got {type(absolute).__name__}")
+    if absolute:
+        a, b = _unit_range(a).abs(), _unit_range(b).abs()
     ra, rb = rank(a.flatten(1)), rank(b.flatten(1))
     ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
     return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1))
+
+
+def _unit_range(maps: Tensor) -> Tensor:
+    """Each map scaled to [−1, 1] by its own minimum and maximum (a constant map becomes NaN)."""
+    flat = maps.flatten(1)
+    low, high = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
+    return (2 * (flat - low) / (high - low) - 1).view_as(maps)
 
 
 def _logits(model: nn.Module, images: Tensor, batch_size: int | None) -> Tensor:

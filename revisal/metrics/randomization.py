@@ -45,21 +45,31 @@ def randomize(module: nn.Module, seed: int) -> None:
                 m.reset_parameters()
 
 
+#: Which class each stage explains: ``"fixed"``, the given target at every stage; ``"predicted"``,
+#: the authors' rule (their ``sanity_check.py``): the given target (the ground truth) at stage 0,
+#: then at each later stage the partially randomised model's own top class.
+TARGET_RULES = ("fixed", "predicted")
+
+
 @dataclass
 class RandomizationResult:
-    """``stages[0]`` is the trained model; stage k has ``blocks[:k]`` re-initialised."""
+    """``stages[0]`` is the trained model; stage k has ``blocks[:k]`` re-initialised. ``targets``
+    holds the class each stage explained ([stages, N])."""
 
     stages: list[str]
-    correlation: dict[tuple[str, str], Tensor]  # (method, layer) → float64 [stages, N]
+    correlation: dict[tuple[str, str], Tensor]  # (method, layer) → float64 [stages, N], signed Spearman
+    correlation_abs: dict[tuple[str, str], Tensor] = field(default_factory=dict)  # the same on |maps| in [-1, 1]
+    targets: Tensor | None = None
     maps: list = field(default_factory=list, repr=False)  # SaliencyMaps per stage when keep_maps
 
 
 def cascading_randomization(model: nn.Module, images: Tensor, target, layers: Iterable[str], methods: Iterable,
                             *, blocks: Sequence[str] | None = None, seed: int = 0, meta=None,
                             size: tuple[int, int] | None = None, keep_maps: bool = False,
-                            batch_size: int | None = None) -> RandomizationResult:
+                            batch_size: int | None = None, target_rule: str = "fixed") -> RandomizationResult:
     r"""Re-initialise ``blocks`` one at a time from the top of the network down and, at every stage,
-    correlate each (method, layer) map with the trained model's map (Spearman, per image).
+    correlate each (method, layer) map with the trained model's map (Spearman per image, signed and
+    on absolute values: :func:`revisal.metrics.spearman` with ``absolute=True``).
 
     A method that explains the *model* loses correlation as its weights are randomised; one that
     mostly reflects the input (guided backprop, per Adebayo et al.) keeps it. Runs on a deep copy:
@@ -70,6 +80,9 @@ def cascading_randomization(model: nn.Module, images: Tensor, target, layers: It
             :func:`default_blocks`: every parameter-holding module from the output down).
         seed: stage k re-initialises its block with ``seed + k``.
         keep_maps: also return each stage's maps (for figures).
+        target_rule: ``"fixed"`` explains ``target`` at every stage; ``"predicted"`` (the authors')
+            explains ``target`` at stage 0 and the partially randomised model's top class
+            (``argmax`` of its ``[N, C]`` output) at every later stage. See :data:`TARGET_RULES`.
     """
     from ..engine import saliency
     from ..validation import check_layers
@@ -80,10 +93,32 @@ def cascading_randomization(model: nn.Module, images: Tensor, target, layers: It
     blocks = check_layers(work, blocks) if blocks else blocks
     modules = dict(work.named_modules())
     size = size or tuple(images.shape[-2:])
-    stage_maps = [saliency(work, images, target, layers, methods, meta=meta, batch_size=batch_size)]
-    for k, block in enumerate(blocks, start=1):
-        randomize(modules[block], seed + k)
-        stage_maps.append(saliency(work, images, target, layers, methods, meta=meta, batch_size=batch_size))
+    if target_rule not in TARGET_RULES:
+        raise ValueError(f"target_rule: expected one of {TARGET_RULES}, got {target_rule!r}")
+    if target_rule == "predicted":
+        if not isinstance(target, Tensor) or target.dtype not in (torch.int32, torch.int64) or target.shape != images.shape[:1]:
+            raise ValueError("target: target_rule='predicted' needs class ids, an integer Tensor [N] "
+                             f"(the stage-0 targets), got {target!r:.80}")
+        target = target.to(images.device)
+
+    def stage_target(k: int):
+        if k == 0 or target_rule == "fixed":
+            return target
+        with torch.no_grad():
+            out = torch.cat([work(chunk.clone()) for chunk in images.split(batch_size or len(images))])
+        if out.dim() != 2:
+            raise ValueError(f"target_rule: 'predicted' needs a model output [N, C], got {tuple(out.shape)}")
+        return out.argmax(1)
+
+    targets, stage_maps = [], []
+    for k, block in enumerate([None, *blocks]):
+        if block is not None:
+            randomize(modules[block], seed + k)
+        targets.append(stage_target(k))
+        stage_maps.append(saliency(work, images, targets[-1], layers, methods, meta=meta, batch_size=batch_size))
     first = stage_maps[0]
     correlation = {key: torch.stack([spearman(first[key], s[key], size) for s in stage_maps]) for key in first}
-    return RandomizationResult(["trained", *blocks], correlation, stage_maps if keep_maps else [])
+    absolute = {key: torch.stack([spearman(first[key], s[key], size, absolute=True) for s in stage_maps])
+                for key in first}
+    ids = torch.stack([t.cpu() for t in targets]) if isinstance(target, Tensor) and target.dim() == 1 else None
+    return RandomizationResult(["trained", *blocks], correlation, absolute, ids, stage_maps if keep_maps else [])
