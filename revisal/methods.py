@@ -98,6 +98,8 @@ for _args in (
 # excitation backprop, its positive part for the contrastive variant).
 for _args in (
     ("guided_backprop", "maxabs", "guided", "max_k |g̃_k|, ReLU* = p₊·1[x>0]", "Springenberg et al. 2015"),
+    ("guided_backprop_sum", "sum", "guided", "Σ_k g̃_k, ReLU* = p₊·1[x>0] (signed channel sum)",
+     "Springenberg et al. 2015 (the authors' sum variant)"),
     ("deconvnet", "maxabs", "deconvnet", "max_k |g̃_k|, ReLU* = p₊", "Zeiler & Fergus 2014"),
     ("excitation_backprop", "sum", "excitation", "Σ_k p_k (winning probabilities)", "Zhang et al. 2016"),
     ("contrastive_excitation_backprop", "relu_sum", "contrastive_excitation", "(Σ_k p_k − p̄_k)₊ (minus the dual)",

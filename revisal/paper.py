@@ -88,4 +88,5 @@ COUNTERPART = {"mini_resnet": "resnet50", "mini_vgg": "vgg16", "resnet50_voc": "
 
 SHORT = {"contrastive_excitation_backprop": "CEB", "excitation_backprop": "EB", "grad_cam": "GC", "gradient": "Gd",
          "gradient_sum": "Gds", "guided_backprop": "Gui", "linear_approx": "LA", "normgrad": "NG",
-         "selective_normgrad": "sNG", "deconvnet": "Dec", "normgrad_conv": "NGc"}
+         "selective_normgrad": "sNG", "deconvnet": "Dec", "normgrad_conv": "NGc",
+         "guided_backprop_sum": "Guis"}
