@@ -82,6 +82,25 @@ def test_relu_rules_match_torchray(case, method):
         close(ours[method, layer], want)
 
 
+def test_guided_backprop_sum_matches_torchray_with_the_authors_sum(case):
+    """The authors' ``guided_backprop_sum`` (their normgrad branch): TorchRay's guided backprop with
+    the map ``Σ_c g̃_c`` (signed channel sum) instead of ``max_c |g̃_c|``, passed to pip TorchRay as
+    its ``gradient_to_saliency``."""
+    tr = oracle("torchray.attribution.guided_backprop")
+    _, model, x, ids, layers, _ = case
+    ours = revisal.saliency(model, x, torch.tensor(ids), layers, ["guided_backprop_sum"])
+    theirs = oracle_copy(model)
+    for layer in layers:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = tr.guided_backprop(theirs, x.clone(), ids, saliency_layer=layer,
+                                      gradient_to_saliency=lambda probe: probe.grad.sum(1, keepdim=True))
+        assert want.abs().max() > 0
+        if layer == "":  # through the first conv the guided signal takes both signs: the sum keeps them
+            assert (want < 0).any() and (want > 0).any()
+        close(ours["guided_backprop_sum", layer], want)
+
+
 def test_excitation_backprop_matches_torchray(case):
     eb = oracle("torchray.attribution.excitation_backprop")
     name, model, x, ids, layers, _ = case
