@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from revisal.data import render, testbed
 
@@ -91,6 +92,12 @@ def test_captions_name_the_two_largest_objects(scenes):
     assert unnamed > 0  # some scenes have objects the caption leaves out
     assert render.caption(np.array([3, -1, -1, -1]), np.array([1, -1, -1, -1]), np.zeros((4, 4)), np.array([5, 0, 0, 0])) \
         == "an orange frame"
+
+
+def test_largest_classes_are_each_scenes_largest_object(scenes):
+    want = [max(scenes.objects(i), key=lambda o: o["area"])["class_id"] for i in range(len(scenes))]
+    got = scenes.largest_classes()
+    assert got.dtype == torch.int64 and got.tolist() == want
 
 
 def test_tolerance_scales_with_size(scenes):

@@ -93,6 +93,13 @@ class TestbedSplit(Dataset):
         a = self.arrays
         return caption(a["classes"][i], a["colours"][i], a["boxes"][i], a["areas"][i])
 
+    def largest_classes(self) -> Tensor:
+        """Every scene's largest object's class (by visible area; the first such object on a tie),
+        ``LongTensor [N]``: the single label of scenes used as classification images."""
+        a = self.arrays
+        areas = np.where(a["classes"] >= 0, a["areas"], -1)
+        return torch.from_numpy(np.take_along_axis(a["classes"], areas.argmax(1)[:, None], 1)[:, 0].astype(np.int64))
+
     def objects(self, i: int) -> list[dict]:
         """Per-object records of scene ``i``: class, colour, box (x0, y0, x1, y1), visible area."""
         a = self.arrays

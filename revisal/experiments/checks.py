@@ -22,6 +22,7 @@ from torch import nn
 
 from ..files import project_path
 from ..models import LOADERS, skeleton
+from ..train import OBJECTIVES
 
 #: Datasets a pointing source or an image set can come from, and the classes each one labels.
 POINTING_DATASETS = ("testbed", "voc07", "coco14")
@@ -160,7 +161,8 @@ TRAIN_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "model": text, "epochs": positive_int, "batch_size": positive_int, "lr": positive_number,
     "weight_decay": lambda v, name: finite_number(v, name, minimum=0), "train_size": positive_int,
     "val_size": positive_int, "test_size": positive_int, "image_size": positive_int,
-    "seed": lambda v, name: integer(v, name, minimum=0), "threads": positive_int, "augment": boolean, "out": text,
+    "seed": lambda v, name: integer(v, name, minimum=0), "threads": positive_int, "augment": boolean,
+    "objective": lambda v, name: choice(v, name, OBJECTIVES), "out": text,
 }
 
 

@@ -112,8 +112,7 @@ def image_set(zoo: ZooModel, params: Params, n: int, dataset: str | None = None)
     dataset = dataset or params.get("image_dataset", "testbed")
     if dataset == "testbed":
         split = testbed.load("val", n, progress=False)
-        largest = [max(split.objects(i), key=lambda o: o["area"])["class_id"] for i in range(len(split))]
-        return zoo.normalize(split.pixels(range(len(split)))), torch.tensor(largest)
+        return zoo.normalize(split.pixels(range(len(split)))), split.largest_classes()
     if dataset == "imagenet":
         from ..data.imagenet import IMAGENET_ROOT, imagenet_val
         from ..data.transforms import torchray_imagenet

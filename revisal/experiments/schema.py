@@ -277,6 +277,7 @@ SPEC: dict[str, Check] = {
     "image_path": _optional(_value(checks.existing_path, "file")),
     **{name: _value(checks.finite_number) for name in THRESHOLDS},
     **{name: _value(checks.finite_number, 0.0) for name in MIN_EFFECTS},
+    "min_fit_gap": _value(checks.finite_number, 0.0),  # 04: the epochs Fig. 10 reads
 }
 
 #: Methods a notebook's verdict reads by name, so its ``methods`` must include them.
