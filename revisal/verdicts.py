@@ -227,7 +227,7 @@ class Claim:
     unit: str
     min_effect: float = 0.0
     clusters: str = ""  # "5 photos": the independent sources resampled; "" where the units are
-    why: str = ""  # what a verdict other than "supported" means here (the stand-in's limit, or the paper)
+    why: str = ""  # what the verdict means here (the stand-in's limit, or the paper); for "supported", a caveat
     rests_on: str = ""  # the model and data the statistic comes from ("mini_vgg, testbed scenes")
 
     @property
@@ -245,13 +245,16 @@ class Claim:
                 "ci_low": self.interval.low, "ci_high": self.interval.high, "relation": self.relation,
                 "threshold": float(self.threshold), "min_effect": float(self.min_effect), "verdict": self.verdict,
                 "n": self.n, "unit": self.unit, "clusters": self.clusters, "rests_on": self.rests_on,
-                "why": self.why if self.verdict != "supported" else ""}
+                "why": self.why}
 
 
-def by_verdict(*, not_supported: str = "", too_small: str = "", inconclusive: str = "") -> Callable[[Claim], str]:
+def by_verdict(*, not_supported: str = "", too_small: str = "", inconclusive: str = "",
+               supported: str = "") -> Callable[[Claim], str]:
     """A claim's ``why`` that depends on its verdict: the text for *not supported*, *not supported
-    (effect too small)* or *inconclusive* (empty for a verdict given no text)."""
-    texts = {"not supported": not_supported, TOO_SMALL: too_small, "inconclusive": inconclusive}
+    (effect too small)*, *inconclusive*, or a caveat for *supported* (empty for a verdict given no
+    text)."""
+    texts = {"not supported": not_supported, TOO_SMALL: too_small, "inconclusive": inconclusive,
+             "supported": supported}
     return lambda claim: texts.get(claim.verdict, "")
 
 
@@ -296,10 +299,13 @@ class VerdictTable:
         groups = "" if clusters is None else f"{len(np.unique(np.asarray(clusters)))} {cluster_unit}"
         found = Claim(claim, metric, interval, relation, threshold, n, unit, float(min_effect), groups,
                       rests_on=rests_on)
+        given = why
         if callable(why):
-            why = why(found)
+            why = why(found)  # a function may give a supported claim its caveat (by_verdict(supported=...))
         if not isinstance(why, str):
             raise TypeError(f"why: expected text (or a function of the claim returning text), got {type(why).__name__}")
+        if found.verdict == "supported" and not callable(given):
+            why = ""  # plain text explains a verdict other than "supported"
         found = replace(found, why=why)
         self.claims.append(found)
         return found
@@ -329,10 +335,11 @@ class VerdictTable:
 
     def reading(self) -> str:
         """"Reading the verdicts" as Markdown: the outcome line, then for every claim that is not
-        supported its numbers against its bar and what that means here (``why``)."""
+        supported, or is supported with a caveat (a ``why``), its numbers against its bar and what
+        that means here."""
         lines = [f"**Outcome:** {self.outcome()}.", ""]
         for c in self.claims:
-            if c.verdict == "supported":
+            if c.verdict == "supported" and not c.why:
                 continue
             numbers_ = f"{c.interval.value:.3g}, 95% CI [{c.interval.low:.3g}, {c.interval.high:.3g}], against {c.test}"
             lines.append(f"- *{c.claim}*: **{c.verdict}** ({c.metric} = {numbers_}). "

@@ -297,6 +297,11 @@ def test_a_reading_by_verdict_picks_the_text_of_the_verdict_found():
            for name, sample in [("a", np.full(5, -1.0)), ("b", np.full(5, 0.2)), ("c", np.array([0.0, 1.0] * 5)),
                                 ("d", np.full(5, 2.0))]]
     assert got == ["no", "small", "unsure", ""]
+    caveat = verdicts.by_verdict(not_supported="no", supported="holds at this ε only")
+    claim = table.add("e", "m", np.mean, np.full(5, 2.0), threshold=0.0, relation=">", unit="u", why=caveat)
+    assert claim.verdict == "supported" and claim.why == "holds at this ε only"
+    assert "*e*: **supported**" in table.reading() and "holds at this ε only" in table.reading()
+    assert "*d*" not in table.reading()  # supported without a caveat: not in the reading
 
 
 def test_the_reading_says_when_a_cluster_bootstrap_had_few_sources():
