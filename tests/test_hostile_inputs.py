@@ -19,7 +19,7 @@ import revisal
 
 EVERYWHERE = [m for m in revisal.METHODS if m != "normgrad_conv"]  # built-in methods that work at any layer
 RULE_METHODS = ["normgrad", "guided_backprop", "excitation_backprop"]  # three backward rules: three passes
-INVASIVE = ["guided_backprop", "deconvnet", "excitation_backprop", "contrastive_excitation_backprop"]
+INVASIVE = [m for m, spec in revisal.METHODS.items() if spec.rule.name != "plain"]  # a modified backward rule
 BATCHINGS = [None, "loop", "vmap"]  # plain saliency, and meta-saliency computed both ways
 LAYERS = ["", "conv1", "bn", "conv2", "conv3"]
 CONVS = ["conv1", "conv2", "conv3"]
