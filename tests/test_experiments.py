@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import revisal
 from revisal import experiments
@@ -429,6 +430,45 @@ def test_randomization_variants_equal_each_variants_own_cascade(small, tmp_path)
         assert np.array_equal(got[name]["corr"], alone[f"corr|{method}|features.8"], equal_nan=True), name
         assert np.array_equal(got[name]["corr_abs"], alone[f"corr_abs|{method}|features.8"], equal_nan=True), name
         assert np.array_equal(got[name]["maps"], alone[f"maps|{method}|features.8"]), name
+
+
+def test_the_authors_stages_re_initialise_what_their_sanity_check_does():
+    """Their partially_randomize_model walks the modules from the top down and re-initialises every
+    one with weights down to the stage's module: counted on torchvision's VGG16 and ResNet50 (modules
+    holding parameters, cumulatively), and a cascade over those stages equals re-initialising each
+    stage's group by hand."""
+    import itertools
+
+    import torchvision
+
+    from revisal.metrics import AUTHORS_STAGES, staged_blocks
+    from revisal.metrics.randomization import randomize
+
+    with torch.device("meta"):
+        vgg, resnet = torchvision.models.vgg16(), torchvision.models.resnet50()
+    for model, arch, want in ((vgg, "vgg16", [1, 1, 2, 3, 6, 9, 12, 14, 16]), (resnet, "resnet50", [1, 21, 59, 85, 105, 105])):
+        groups = staged_blocks(model, AUTHORS_STAGES[arch])
+        assert list(groups) == list(AUTHORS_STAGES[arch])
+        assert list(itertools.accumulate(len(g) for g in groups.values())) == want
+    assert "conv1" not in sum(staged_blocks(resnet, AUTHORS_STAGES["resnet50"]).values(), [])  # never, as theirs
+    assert staged_blocks(vgg, ["features.3"])["features.3"][0] == "features.5"  # below the named ReLU: kept
+    with pytest.raises(ValueError, match="top of the network down"):
+        staged_blocks(vgg, ["features.3", "features.29"])
+    with pytest.raises(ValueError, match="no module"):
+        staged_blocks(vgg, ["features.99"])
+    torch.manual_seed(0)
+    small = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)).double().eval()
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    stages = staged_blocks(small, ["6", "2", ""])
+    assert stages == {"6": ["6"], "2": ["2"], "": ["0"]}
+    got = cascading_randomization(small, x, 1, ["1"], ["linear_approx"], blocks={"top": ["6", "2"], "all": ["0"]},
+                                  seed=4, keep_maps=True)
+    assert got.stages == ["trained", "top", "all"]
+    by_hand = copy.deepcopy(small)
+    randomize([by_hand[6], by_hand[2]], 5)  # stage 1: seed + 1, one stream for the group
+    want = revisal.saliency(by_hand, x, 1, ["1"], ["linear_approx"])["linear_approx", "1"]
+    torch.testing.assert_close(got.maps[1]["linear_approx", "1"], want, rtol=0, atol=0)
 
 
 def test_blocks_above_a_layer_are_those_registered_after_it_and_not_inside_it():

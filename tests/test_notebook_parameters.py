@@ -345,6 +345,9 @@ def test_a_repeated_key_is_refused(tmp_path, capsys, config, key):
     (["train={epochs: -1, lr: 1e-3}"], "train.epochs: expected an int ≥ 1, got -1; train.lr: expected a finite number "
                                        "> 0, got '1e-3' (text to YAML"),
     (["caption_train={out: x, batch_size: 0}"], "06_captioning: caption_train.batch_size: expected an int ≥ 1"),
+    (["randomization_blocks=authors"], "randomization_blocks: the authors' stages exist for ['resnet50', 'vgg16'], "
+                                       "not 'mini_vgg'"),
+    (["train={objective: softmax}"], "train.objective: expected one of"),
 ])
 def test_set_values_are_checked_as_config_values(tmp_path, capsys, sets, expected):
     assert expected in cli_error(tmp_path, capsys, None, *sets)

@@ -47,6 +47,22 @@ def _layers_of(key: str, **kwargs) -> Check:
     return _with_model(key, lambda model, value, name: checks.modules_of(model, value, name, **kwargs))
 
 
+def _randomization_blocks(p: Mapping[str, Any], name: str):
+    """None (every parameter-holding module), "authors" (the authors' stages, for the models they have
+    them for: :data:`revisal.metrics.AUTHORS_STAGES`), or module names of ``randomization_model``."""
+    from ..metrics.randomization import AUTHORS_STAGES
+
+    value, model = p[name], p.get("randomization_model")
+    if value is None:
+        return None
+    if value == "authors":
+        if model in LOADERS and model not in AUTHORS_STAGES:
+            raise ValueError(f"{name}: the authors' stages exist for {sorted(AUTHORS_STAGES)}, not {model!r}; "
+                             "give module names or None")
+        return value
+    return _layers_of("randomization_model", allow_input=False)(p, name)
+
+
 def _class_of(key: str) -> Check:
     return _with_model(key, checks.class_of)
 
@@ -241,7 +257,7 @@ SPEC: dict[str, Check] = {
     "qualitative_layer": _with_model("qualitative_model", checks.module_of),
     "randomization_layer": _with_model("randomization_model", checks.module_of),
     "randomization_map_layer": _with_model("qualitative_model", checks.module_of),
-    "randomization_blocks": _optional(_layers_of("randomization_model", allow_input=False)),
+    "randomization_blocks": _randomization_blocks,
     "randomization_target": _value(checks.choice, TARGET_RULES),
     "qualitative_blocks": _optional(_layers_of("qualitative_model", allow_input=False)),
     "caption_layers": _caption_layers,

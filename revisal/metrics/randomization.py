@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -36,13 +36,45 @@ def blocks_above(model: nn.Module, blocks: Iterable[str], layer: str) -> list[st
     return [b for b in blocks if order[b] > order[layer] and not inside(b)]
 
 
-def randomize(module: nn.Module, seed: int) -> None:
-    """Re-initialise every submodule that can (``reset_parameters``), reproducibly."""
+#: The stages of the authors' sanity check (their ``examples/sanity_check.py``, ``short`` lists), from
+#: the top of the network down; a stage re-initialises every parameter-holding module registered at
+#: or after its module (``""``: all of them), as their ``partially_randomize_model`` does.
+AUTHORS_STAGES: dict[str, tuple[str, ...]] = {
+    "vgg16": ("classifier.6", "classifier.4", "classifier.2", "features.29", "features.22", "features.15",
+              "features.8", "features.3", ""),
+    "resnet50": ("fc", "layer4", "layer3", "layer2", "layer1", "maxpool"),
+}
+
+
+def staged_blocks(model: nn.Module, stages: Sequence[str]) -> dict[str, list[str]]:
+    """Group a model's parameter-holding modules into cascade stages named by ``stages`` (top to
+    bottom): stage ``s`` re-initialises the modules registered at or after ``s`` that no earlier stage
+    did (so stage k of the cascade has everything from the top down to ``stages[k]`` re-initialised,
+    as in the authors' sanity check; a stage that adds nothing repeats the previous model). Pass the
+    result as ``blocks`` to :func:`cascading_randomization`; ``AUTHORS_STAGES[arch]`` gives theirs."""
+    order = {name: k for k, (name, _) in enumerate(model.named_modules())}
+    unknown = [s for s in stages if s not in order]
+    if unknown:
+        raise ValueError(f"stages: no module {unknown[0]!r} in the model")
+    if any(order[a] < order[b] for a, b in zip(stages, stages[1:])):
+        raise ValueError(f"stages: expected modules from the top of the network down, got {list(stages)}")
+    holding = default_blocks(model)[::-1]  # registration order
+    groups, done = {}, set()
+    for stage in stages:
+        groups[stage] = [b for b in holding if order[b] >= order[stage] and b not in done]
+        done.update(groups[stage])
+    return groups
+
+
+def randomize(module: nn.Module | Sequence[nn.Module], seed: int) -> None:
+    """Re-initialise every submodule that can (``reset_parameters``) of ``module`` (or of each module of
+    a sequence, in order, from one random stream), reproducibly."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for m in module.modules():
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
+        for part in [module] if isinstance(module, nn.Module) else module:
+            for m in part.modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
 
 
 #: Which class each stage explains: ``"fixed"``, the given target at every stage; ``"predicted"``,
@@ -64,7 +96,7 @@ class RandomizationResult:
 
 
 def cascading_randomization(model: nn.Module, images: Tensor, target, layers: Iterable[str], methods: Iterable,
-                            *, blocks: Sequence[str] | None = None, seed: int = 0, meta=None,
+                            *, blocks: Sequence[str] | Mapping[str, Sequence[str]] | None = None, seed: int = 0, meta=None,
                             size: tuple[int, int] | None = None, keep_maps: bool = False,
                             batch_size: int | None = None, target_rule: str = "fixed") -> RandomizationResult:
     r"""Re-initialise ``blocks`` one at a time from the top of the network down and, at every stage,
@@ -77,7 +109,9 @@ def cascading_randomization(model: nn.Module, images: Tensor, target, layers: It
 
     Args:
         blocks: module names, re-initialised cumulatively in this order (default
-            :func:`default_blocks`: every parameter-holding module from the output down).
+            :func:`default_blocks`: every parameter-holding module from the output down); or stages,
+            ``{name: [modules re-initialised at that stage]}`` in order (:func:`staged_blocks`, e.g.
+            the authors' stages ``staged_blocks(model, AUTHORS_STAGES["vgg16"])``).
         seed: stage k re-initialises its block with ``seed + k``.
         keep_maps: also return each stage's maps (for figures).
         target_rule: ``"fixed"`` explains ``target`` at every stage; ``"predicted"`` (the authors')
@@ -89,8 +123,14 @@ def cascading_randomization(model: nn.Module, images: Tensor, target, layers: It
 
     layers, methods = list(layers), list(methods)
     work = copy.deepcopy(model)
-    blocks = list(blocks) if blocks is not None else default_blocks(work)
-    blocks = check_layers(work, blocks) if blocks else blocks
+    if isinstance(blocks, Mapping):
+        groups = {str(name): list(members) for name, members in blocks.items()}
+    else:
+        groups = {b: [b] for b in (list(blocks) if blocks is not None else default_blocks(work))}
+    members = [m for group in groups.values() for m in group]
+    if members:
+        check_layers(work, members)
+    blocks = list(groups)
     modules = dict(work.named_modules())
     size = size or tuple(images.shape[-2:])
     if target_rule not in TARGET_RULES:
@@ -113,7 +153,7 @@ def cascading_randomization(model: nn.Module, images: Tensor, target, layers: It
     targets, stage_maps = [], []
     for k, block in enumerate([None, *blocks]):
         if block is not None:
-            randomize(modules[block], seed + k)
+            randomize([modules[member] for member in groups[block]], seed + k)
         targets.append(stage_target(k))
         stage_maps.append(saliency(work, images, targets[-1], layers, methods, meta=meta, batch_size=batch_size))
     first = stage_maps[0]
