@@ -9,7 +9,8 @@ excitation backprop; ``resize=True`` to the input), scipy's ``spearmanr`` as the
 in float64 on random-weight networks, so revisal's per-image numbers must equal theirs to rounding.
 
 * ``class_selectivity.py`` (Figs. 6/7): max class = argmax of the softmax, min class = argmin; one
-  map for each, resized to the input; signed Spearman per image.
+  map for each, resized to the input; signed Spearman per image (and, as the sanity check's second
+  variant, on absolute values of the maps scaled to [−1, 1]).
 * ``sanity_check.py`` (Fig. 8): stage 0 explains the label, each later stage the partially
   randomised model's top class; maps resized to the input and scaled to [−1, 1]; Spearman signed and
   on absolute values (ρ, not the p-value their code keeps: ``docs/deviations.md`` row 19).
@@ -84,6 +85,7 @@ def test_class_sensitivity_equals_the_class_selectivity_script(vgg, method):
     model, x = vgg
     layers = [layer for layer in LAYERS if layer or method not in ("grad_cam", "excitation_backprop")]
     ours = class_sensitivity(model, x, layers, [method], size=(SIZE, SIZE))
+    ours_abs = class_sensitivity(model, x, layers, [method], size=(SIZE, SIZE), absolute=True)
     theirs, compared = _torchray_copy(model), 0
     for i in range(len(x)):
         with torch.no_grad():
@@ -97,6 +99,8 @@ def test_class_sensitivity_equals_the_class_selectivity_script(vgg, method):
             want = _spearman(high, low)  # NaN for a constant map (Grad-CAM's ReLU can zero it), as theirs
             np.testing.assert_allclose(float(ours[method, layer][i]), want, rtol=0, atol=1e-9, equal_nan=True,
                                        err_msg=f"{method} {layer} {i}")
+            np.testing.assert_allclose(float(ours_abs[method, layer][i]), _spearman(_unit_abs(high), _unit_abs(low)),
+                                       rtol=0, atol=1e-9, equal_nan=True, err_msg=f"{method} {layer} {i} (absolute)")
             compared += bool(np.isfinite(want))
     assert compared >= len(x) * (len(layers) - 1)  # nearly every pair is a number, not two NaNs
 

@@ -91,16 +91,18 @@ def published_pointing(zoo, source, methods: Sequence[str], weightings: Sequence
 
 def class_sensitivity(zoo, images: Tensor, methods: Sequence[str], layers: Sequence[str], *, meta=None,
                       size=None, batch_size: int = 32, part_size: int = 64, device=None, cache_root=CACHE_ROOT,
-                      progress: bool = True) -> dict[tuple[str, str], np.ndarray]:
-    """Max- vs min-class map correlation per image for every (method, layer) (paper § 4.3)."""
+                      progress: bool = True, absolute: bool = False) -> dict[tuple[str, str], np.ndarray]:
+    """Max- vs min-class map correlation per image for every (method, layer) (paper § 4.3); signed
+    Spearman, or on absolute values with ``absolute=True``."""
     device = device_of(device)
     model = zoo.model.to(device)
+    extra = {"absolute": True} if absolute else {}  # the signed runs keep their cache keys
     cache = run_cache("class_sensitivity", cache_root, model=zoo, images=images, methods=list(methods),
-                      layers=list(layers), meta=meta, size=size, part=part_size)
+                      layers=list(layers), meta=meta, size=size, part=part_size, **extra)
 
     def compute(sl):
         corr = _class_sensitivity(model, images[sl].to(device), layers, methods, meta=meta, size=size,
-                                  batch_size=batch_size)
+                                  batch_size=batch_size, absolute=absolute)
         return {f"{m}{SEP}{l}": v.cpu().numpy() for (m, l), v in corr.items()}
 
     arrays = _run_parts(cache, len(images), part_size, compute, f"class sensitivity {zoo.name}", progress)

@@ -98,13 +98,15 @@ def _logits(model: nn.Module, images: Tensor, batch_size: int | None) -> Tensor:
 
 def class_sensitivity(model: nn.Module, images: Tensor, layers: Iterable[str], methods: Iterable,
                       *, meta=None, size: tuple[int, int] | None = None, batch_size: int | None = None,
-                      **kwargs) -> dict[Key, Tensor]:
+                      absolute: bool = False, **kwargs) -> dict[Key, Tensor]:
     r"""Correlation between the maps for the maximally and the minimally predicted class (paper § 4.3).
 
     For each image, ``c⁺ = argmax`` and ``c⁻ = argmin`` of the logits; the score of a (method, layer)
     is ``spearman(map(c⁺), map(c⁻))`` per image. A class-sensitive method scores near 0; methods
     that ignore the class (e.g. guided backprop) score near 1; sum-aggregated ones can be negative.
-    Pass ``meta=revisal.MetaStep(...)`` for the meta-saliency variant (Fig. 7).
+    Pass ``meta=revisal.MetaStep(...)`` for the meta-saliency variant (Fig. 7), ``absolute=True`` for
+    Spearman on the absolute values of maps scaled to [−1, 1] (:func:`spearman`; the sanity check's
+    second variant, where the sign of a map does not count).
 
     Returns:
         ``{(method, layer): float64 Tensor[N]}``.
@@ -126,7 +128,7 @@ def class_sensitivity(model: nn.Module, images: Tensor, layers: Iterable[str], m
                     batch_size=batch_size, **kwargs)
     n = images.shape[0]
     size = size or tuple(images.shape[-2:])
-    return {key: spearman(m[:n], m[n:], size) for key, m in maps.items()}
+    return {key: spearman(m[:n], m[n:], size, absolute=absolute) for key, m in maps.items()}
 
 
 def identity_trick_correlation(model: nn.Module, images: Tensor, target, conv_layers: Iterable[str], *,
