@@ -3,14 +3,16 @@
 #   make figures NB=04      one notebook (NB="02 04": several)
 #   make test               pytest + the notebooks under nbval on configs/smoke.yaml, one worker per core
 #   make test-fast          the library's tests only (no notebooks, no full-size models): about a minute
+#   make lint               ruff over the code and the tests (part of make test)
 #   make install            the library and the notebook tools only (what `make figures` needs)
 #   make lab                the notebooks in JupyterLab, with the project's kernel
 #   make figures PROFILE=paper DEVICE=cuda      (after `make data`)
 #   make -j2 figures        notebooks in parallel (caches are written atomically)
-#   make epoch-weights      regenerate the per-epoch checkpoints notebook 04 follows, seeds 0-2 (revisal/weights/mini_resnet_epochs*/)
+#   make epoch-weights      regenerate the per-epoch checkpoints notebook 04 follows, seeds 0-2 (reproduction/weights/mini_resnet_epochs*/)
 SHELL := /bin/bash
+.DEFAULT_GOAL := install
 .DELETE_ON_ERROR:
-.PHONY: install install-test figures readme lab test test-fast clean models epoch-weights data data-voc data-coco data-models
+.PHONY: install install-test figures readme lab lint test test-fast clean models epoch-weights data data-voc data-coco data-models
 
 PROFILE ?= mini
 DEVICE ?= cpu
@@ -35,20 +37,16 @@ $(if $(NB),$(if $(filter $(words $(NB)),$(words $(NOTEBOOKS))),,$(error NB=$(NB)
 	$(patsubst notebooks/%,%,$(ALL_NOTEBOOKS)))))
 EXECUTED := $(patsubst notebooks/%,build/executed/$(PROFILE)/%,$(NOTEBOOKS))
 SMOKE := $(patsubst notebooks/%,build/smoke/%,$(ALL_NOTEBOOKS))
-LIBRARY := $(shell find revisal -name '*.py')
+CODE := $(shell find revisal reproduction -name '*.py')
 
-# What each notebook writes (figures: .png/.pdf/.json; tables: .csv/.md/.tex/.json).
-# Every notebook ends with its verdict table, verdicts_<NN> (one row per claim).
-OUT_00 := fig15_methods_by_depth.png fig04_gradcam_by_depth.png fig04b_selectivity_by_depth.png table02_methods.md
-OUT_01 := table04_identity_trick.md fig_identity_trick.png
-OUT_02 := table03_pointing_game.md table05_best_layer.md table06_weighting_gains.md fig02_layer_combination.png \
-          fig03_pointing_by_depth.png fig09_layer_weights.png table_grid_photos.md table_grid_pointing.md \
-          fig_grid_pointing.png fig_grid_pointing_examples.png
-OUT_03 := fig06_class_sensitivity.png fig05_class_sensitivity_examples.png table_meta_epsilon.md
-OUT_04 := fig07_meta_class_sensitivity.png fig10_meta_dynamics.png fig11_meta_stabilisation.png fig12_meta_examples.png
-OUT_05 := fig08_randomization.png fig08b_randomization_curves.png fig13_randomization_examples_1.png
-OUT_06 := fig14_captioning.png fig14b_caption_words.png table_caption_quality.md table_caption_mass.md
-$(foreach n,00 01 02 03 04 05 06,$(eval OUT_$(n) += verdicts_$(n).md))
+# What each notebook writes (OUT_<NN>: the PNG of each figure, the Markdown of each table, then its
+# verdict table) is declared by its study, reproduction/studies/<name>.py; build/studies.mk is
+# generated from those declarations (make re-reads it when it changes).
+# The studies need only the standard library: read with the system Python, before any install.
+build/studies.mk: $(wildcard reproduction/studies/*.py)
+	@mkdir -p $(@D)
+	cd reproduction && $(PYTHON) -m studies make > ../$@.tmp && mv ../$@.tmp ../$@
+include build/studies.mk
 STAGES := $(patsubst notebooks/%,%,$(foreach nb,$(NOTEBOOKS),$(firstword $(subst _, ,$(nb)))))
 # Longest first: under `make -j2 figures` notebook 02 (~60% of the compute) starts at once and the
 # others fill the second core (mini profile, 2 cores: 206 s instead of 226 s in notebook order).
@@ -73,10 +71,10 @@ $(TEST_STAMP): $(RUNTIME_STAMP)
 
 # The README's claims table, numbers and gallery are generated from the mini profile's outputs.
 figures: $(OUTPUTS)
-	$(if $(filter mini,$(PROFILE)),$(PY) -m revisal.readme)
+	$(if $(filter mini,$(PROFILE)),$(PY) -m reproduction.readme)
 
 readme: $(RUNTIME_STAMP)
-	$(PY) -m revisal.readme
+	$(PY) -m reproduction.readme
 
 # JupyterLab on notebooks/ with the kernel `make install` registers ("Python 3 (revisal)"). A notebook
 # run here writes to build/scratch/ (its figures_dir default), never over figures/.
@@ -102,11 +100,11 @@ PARAMS := build/params/$(PROFILE)
 FORCE:
 .PRECIOUS: $(PARAMS)/%.yaml build/smoke/params/%.yaml
 $(PARAMS)/.checked: FORCE $(RUNTIME_STAMP)
-	$(PY) -m revisal.experiments.params configs/$(PROFILE).yaml $(NOTEBOOKS) \
+	$(PY) -m reproduction.params configs/$(PROFILE).yaml $(NOTEBOOKS) \
 		--set device=$(DEVICE) --set figures_dir=$(FIGDIR) -o $(@D)
 $(PARAMS)/%.yaml: $(PARAMS)/.checked ;
 
-build/executed/$(PROFILE)/%.ipynb: notebooks/%.ipynb $(PARAMS)/%.yaml $(LIBRARY) $(RUNTIME_STAMP)
+build/executed/$(PROFILE)/%.ipynb: notebooks/%.ipynb $(PARAMS)/%.yaml $(CODE) $(RUNTIME_STAMP)
 	@mkdir -p $(@D)
 	$(JOB_THREADS) $(MALLOC_TUNING) $(PY) -m papermill $< $@ -f $(PARAMS)/$*.yaml \
 		-k python3 --cwd . --progress-bar --log-output --log-level WARNING
@@ -119,7 +117,7 @@ endef
 $(foreach n,$(STAGES),$(eval $(call outputs_of,$(n))))
 
 build/smoke/params/.checked: FORCE $(RUNTIME_STAMP)
-	$(PY) -m revisal.experiments.params configs/smoke.yaml $(ALL_NOTEBOOKS) --set figures_dir=build/smoke/figures -o $(@D)
+	$(PY) -m reproduction.params configs/smoke.yaml $(ALL_NOTEBOOKS) --set figures_dir=build/smoke/figures -o $(@D)
 build/smoke/params/%.yaml: build/smoke/params/.checked ;
 
 # Order-only on the test stamp: under `make -jN test` papermill does not run while pip installs.
@@ -132,33 +130,37 @@ build/smoke/%.ipynb: notebooks/%.ipynb build/smoke/params/%.yaml $(RUNTIME_STAMP
 TEST_WORKERS ?= auto
 PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(MALLOC_TUNING) $(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) \
 	--dist loadscope --no-loadscope-reorder
-test: $(TEST_STAMP) $(SMOKE)
+test: lint $(TEST_STAMP) $(SMOKE)
 	$(PYTEST) tests $(SMOKE) --nbval-lax --nbval-current-env
 
+# ruff, configured in pyproject.toml: a lint failure fails `make test`, hence CI.
+lint: $(TEST_STAMP)
+	$(VENV)/bin/ruff check revisal reproduction tests benchmarks conftest.py
+
 test-fast: $(TEST_STAMP)
-	$(PYTEST) tests -m "not slow and not reproduction"
+	$(PYTEST) tests/library -m "not slow"
 
 # Retrain the mini models (≈ 8 min on 2 cores) and the captioner (≈ 3 min) into data/models/; the
-# shipped weights in revisal/weights/ are what `make figures` uses, so this only reproduces them.
+# shipped weights in reproduction/weights/ are what `make figures` uses, so this only reproduces them.
 models: $(RUNTIME_STAMP)
-	$(PY) -m revisal.train --model mini_vgg mini_resnet
-	$(PY) -m revisal.captioning
+	$(PY) -m reproduction.train --model mini_vgg mini_resnet
+	$(PY) -m reproduction.captioner
 
-# Regenerate the per-epoch checkpoints notebook 04 follows (revisal/weights/mini_resnet_epochs/, float16,
+# Regenerate the per-epoch checkpoints notebook 04 follows (reproduction/weights/mini_resnet_epochs/, float16,
 # 3.7 MiB; ≈ 4 min on 2 cores): shipped so that `make figures` never trains, whatever the CPU.
 epoch-weights: $(RUNTIME_STAMP)
-	for seed in 0 1 2; do $(PY) -m revisal.train --model mini_resnet --dynamics --ship-epochs --seed $$seed \
+	for seed in 0 1 2; do $(PY) -m reproduction.train --model mini_resnet --dynamics --ship-epochs --seed $$seed \
 		--out data/models/seed$$seed || exit 1; done
 
 # Paper profile: datasets and TorchRay checkpoints (nothing else ever downloads).
 data: data-voc data-coco data-models
-	$(PY) -m revisal.data.download imagenet
+	$(PY) -m reproduction.datasets.download imagenet
 data-voc: $(RUNTIME_STAMP)
-	$(PY) -m revisal.data.download voc
+	$(PY) -m reproduction.datasets.download voc
 data-coco: $(RUNTIME_STAMP)
-	$(PY) -m revisal.data.download coco
+	$(PY) -m reproduction.datasets.download coco
 data-models: $(RUNTIME_STAMP)
-	$(PY) -m revisal.data.download models
+	$(PY) -m reproduction.datasets.download models
 
 clean:
 	rm -rf build .pytest_cache

@@ -107,7 +107,7 @@ def with_displays(items: list, is_cell) -> list:
 
 
 #: modules whose costly module fixture is parametrized: one unit of work per parameter, not per module.
-SPLIT_BY_PARAMETER = ("tests/test_torchray_pointing.py", "tests/test_paper_pipeline.py")
+SPLIT_BY_PARAMETER = ("tests/reproduction/test_torchray_pointing.py", "tests/reproduction/test_paper_pipeline.py")
 
 
 def work_unit(nodeid: str) -> str:

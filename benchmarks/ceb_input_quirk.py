@@ -17,12 +17,11 @@ import argparse
 import numpy as np
 import torch.nn.functional as F
 
+from reproduction.objectives import PointingObjective
+from reproduction.profiles import detection_source, profile_model
+from reproduction.sources import acceptance_region
 from revisal import saliency
-from revisal.experiments.resolve import load_model
-from revisal.experiments.resolve import detection_source
-from revisal.experiments.sources import acceptance_region
 from revisal.metrics.pointing import gaussian_smooth, maxima
-from revisal.objectives import PointingObjective
 
 
 def measure(zoo, source) -> dict:
@@ -68,7 +67,7 @@ def main() -> None:
     parser.add_argument("--no-verify-checkpoints", dest="verify", action="store_false")
     parser.add_argument("--input-size", type=int, default=224)
     args = parser.parse_args()
-    zoo = load_model(args.model, {"checkpoint_dir": args.checkpoint_dir, "verify_checkpoints": args.verify})
+    zoo = profile_model(args.model, {"checkpoint_dir": args.checkpoint_dir, "verify_checkpoints": args.verify})
     source = detection_source(zoo, "voc07", args.root, args.input_size)
     result = measure(zoo, source)
     for key, value in result.items():

@@ -12,7 +12,7 @@ in batches, write each image's files and the table, into a fresh folder:
   (c) maps + PNG + PDF (``--pdf``).
 
 It also times, per image, the figure alone: the run's reused :class:`revisal.plotting.MapGrid` (draw + PNG,
-+ PDF) against a fresh :func:`revisal.plotting.grid` figure saved as the CLI did before (layout
++ PDF) against a fresh :func:`reproduction.charts.grid` figure saved as the CLI did before (layout
 engine, ``bbox_inches="tight"``, PNG at zlib level 6 and PDF). Numbers come from one run on one
 machine (noisy on shared cores): compare the rows with each other, not with another machine.
 """
@@ -33,10 +33,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from revisal.data.photos import PHOTOS  # noqa: E402
-from revisal.explain import check_images, explain, load_model  # noqa: E402
 from revisal.__main__ import figure_for, write_explanation  # noqa: E402
+from revisal.data.photos import PHOTOS  # noqa: E402
+from revisal.explain import check_image_files, explain  # noqa: E402
 from revisal.explain_output import figure_title, table_row, write_table  # noqa: E402
+from revisal.models import load as load_model  # noqa: E402
 
 
 def photo_folder(folder: Path, count: int) -> list[Path]:
@@ -53,7 +54,7 @@ def photo_folder(folder: Path, count: int) -> list[Path]:
 def run(zoo, paths: list[Path], out: Path, *, figure: bool, pdf: bool, batch: int) -> float:
     """Seconds for the CLI's work after loading the model: check, explain, write."""
     start = time.perf_counter()
-    assert not check_images(paths, zoo.input_size)
+    assert not check_image_files(paths, zoo.input_size)
     grid, rows = None, []
     for result in explain(zoo, paths, batch_size=batch, progress=False, check=False):
         if figure and grid is None:
@@ -68,7 +69,7 @@ def figure_alone(result, repeats: int = 2) -> dict[str, float]:
     """Seconds per image for the figure alone: reused (PNG; PNG + PDF), and the old fresh grid."""
     import matplotlib.pyplot as plt
 
-    from revisal.plotting import grid
+    from reproduction.charts import grid
 
     reused = figure_for(result)
     image, title = result.pixels.permute(1, 2, 0).numpy(), figure_title(result)

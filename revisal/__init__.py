@@ -5,16 +5,16 @@
 ...                         methods=["normgrad", "selective_normgrad"])      # doctest: +SKIP
 """
 
-from . import metrics
-from .aggregations import AGGREGATIONS, Aggregation
-from .combine import combine
-from .engine import saliency
-from .layer_weights import layer_weights
-from .maps import FLAT_RTOL, SaliencyMaps, flat_maps
-from .meta import MetaStep
-from .methods import DEFAULT_METHODS, METHODS, Method, register_method
-from .sites import SITES, Site
-from .validation import NonFiniteMapError
+from revisal import metrics
+from revisal.aggregations import AGGREGATIONS, Aggregation
+from revisal.combine import combine
+from revisal.engine import saliency
+from revisal.layer_weights import layer_weights
+from revisal.maps import FLAT_RTOL, SaliencyMaps, flat_maps
+from revisal.meta import MetaStep
+from revisal.methods import DEFAULT_METHODS, METHODS, Method, register_method
+from revisal.sites import SITES, Site
+from revisal.validation import NonFiniteMapError
 
 __version__ = "0.1.0"
 

@@ -27,18 +27,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .explain import Explanation
-    from .plotting import MapGrid
+    from revisal.explain import Explanation
+    from revisal.plotting import MapGrid
 
 
 def _positive_int(text: str) -> int:
+    """An argparse type: the library's :func:`revisal.validation.check_int` on the parsed text."""
+    from revisal.validation import check_int
+
     try:
-        value = int(text)
+        return check_int(int(text), "value", minimum=1)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _positive_float(text: str) -> float:
@@ -53,7 +53,7 @@ def _positive_float(text: str) -> float:
 
 def explain_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The ``explain`` subcommand's arguments."""
-    from .explain import NORMALIZATIONS
+    from revisal.explain import NORMALIZATIONS
 
     p.add_argument("images", nargs="*", metavar="IMAGE_OR_DIR", help="image files or folders (any format Pillow reads)")
     p.add_argument("--model", required=True,
@@ -84,8 +84,8 @@ def explain_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def explain_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from . import explain as ex
-    from .explain_output import check_output, output_files, table_row, write_table
+    from revisal import explain as ex
+    from revisal.explain_output import check_output, output_files, table_row, write_table
 
     if not args.list_layers:
         if not args.images:
@@ -105,7 +105,7 @@ def explain_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -
             except (RuntimeError, AssertionError) as error:
                 parser.error(f"--device: {args.device!r} is not usable here ({error})")
         paths = ex.image_paths(args.images) if not args.list_layers else []
-        zoo = ex.load_model(args.model, weights=args.weights, download=args.download, normalize=args.normalize,
+        zoo = ex.load(args.model, weights=args.weights, download=args.download, normalize=args.normalize,
                             input_size=args.size, classes=args.classes)
         if args.list_layers:
             print(f"{zoo.name}: modules that revisal.saliency can explain at {zoo.input_size}² input "
@@ -114,7 +114,7 @@ def explain_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -
             return 0
         ex.check_arguments(zoo, layers=args.layers, methods=args.methods, target=args.target,
                            batch_size=args.batch_size, meta_lr=args.meta)
-        skipped = _unreadable(ex.check_images(paths, zoo.input_size), len(paths), args.skip_unreadable)
+        skipped = _unreadable(ex.check_image_files(paths, zoo.input_size), len(paths), args.skip_unreadable)
         paths = [p for p in paths if p not in skipped]
         names = ex.output_names(paths)
         figure = not args.maps_only
@@ -156,7 +156,7 @@ def explain_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -
 
 def figure_for(result: "Explanation") -> "MapGrid":
     """The run's figure: one row per method, one column per layer, for images of ``result``'s size."""
-    from .plotting import MapGrid
+    from revisal.plotting import MapGrid
 
     return MapGrid(result.methods, [layer or "(input)" for layer in result.layers], result.pixels.shape[-1])
 
@@ -165,7 +165,7 @@ def write_explanation(result: "Explanation", out: Path, *, grid: "MapGrid | None
                       extra: dict | None = None) -> list[Path]:
     """Write one image's files: the maps, the figure drawn on ``grid`` (PNG, and PDF when ``pdf``;
     none when ``grid`` is None), the sidecar (:func:`revisal.explain_output.save_explanation`)."""
-    from .explain_output import figure_title, save_explanation
+    from revisal.explain_output import figure_title, save_explanation
 
     figures = {}
     if grid is not None:
@@ -187,11 +187,31 @@ def _unreadable(bad: list, total: int, skip: bool) -> set[Path]:
     return {path for path, _ in bad}
 
 
+#: Entry-point group of the subcommands installed packages add to ``revisal`` (the reproduction's
+#: ``train``, ``params``, ``readme``, ...): each names a ``main(argv) -> int | None``.
+COMMANDS = "revisal.commands"
+
+
+def _commands() -> dict[str, object]:
+    from importlib.metadata import entry_points
+
+    return {e.name: e for e in entry_points(group=COMMANDS) if e.name != "explain"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m revisal", description=__doc__.splitlines()[0])
+    """The one console entry point, ``revisal <command>``: ``explain`` and the subcommands of
+    :data:`COMMANDS` (each gets the rest of the command line and parses it itself)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    commands = _commands()
+    if argv and argv[0] in commands:
+        return int(commands[argv[0]].load()(argv[1:]) or 0)
+    parser = argparse.ArgumentParser(prog="revisal", description="Backpropagation saliency: `revisal explain`, and the "
+                                     "subcommands installed packages add (the reproduction: run, train, params, ...).")
     sub = parser.add_subparsers(dest="command", required=True)
     explain = explain_parser(sub.add_parser("explain", help="explain images with a model",
                                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
+    for name, entry in sorted(commands.items()):
+        sub.add_parser(name, help=f"{entry.value} (revisal {name} --help)", add_help=False)
     args = parser.parse_args(argv)
     import matplotlib
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from .probes import hooked
-from .state import preserved_state
-from .validation import check_images, check_images_fit_model, check_layers, check_model
+from revisal.probes import hooked
+from revisal.state import preserved_state
+from revisal.validation import check_images, check_images_fit_model, check_int, check_layers, check_model
 
 
 def layer_activations(model: nn.Module, images: Tensor, layers: Sequence[str], batch_size: int = 64) -> list[Tensor]:
@@ -20,8 +19,7 @@ def layer_activations(model: nn.Module, images: Tensor, layers: Sequence[str], b
     check_images_fit_model(model, images)
     layers = list(layers) if not isinstance(layers, str) else [layers]
     names = check_layers(model, layers)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    check_int(batch_size, "batch_size", minimum=1)
     modules = dict(model.named_modules())
     outputs: dict[str, list[Tensor]] = {name: [] for name in names}
 

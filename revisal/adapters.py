@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .engine import saliency
-from .meta import MetaStep
-from .methods import METHODS, Method
-from .validation import check_images, check_materialised, check_model, check_target
+from revisal.engine import saliency
+from revisal.meta import MetaStep
+from revisal.methods import METHODS, Method
+from revisal.validation import check_images, check_materialised, check_model, check_target
 
 #: Keyword arguments Quantus itself adds to ``explain_func_kwargs`` (ignored here: the model's own
 #: device is used).

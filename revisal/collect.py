@@ -15,12 +15,12 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .maps import layer_maps
-from .methods import Method
-from .probes import LayerProbe, hooked
-from .rules import Constants, PassState, Rule
-from .sites import Window
-from .validation import INPUT_LAYER, objective
+from revisal.maps import layer_maps
+from revisal.methods import Method
+from revisal.probes import LayerProbe, hooked
+from revisal.rules import Constants, PassState, Rule
+from revisal.sites import Window
+from revisal.validation import INPUT_LAYER, objective
 
 Maps = dict[tuple[str, str], Tensor]
 
@@ -120,12 +120,14 @@ class Request:
         return maps
 
     def run(self, images: Tensor, target: Tensor | Callable, params: dict[str, Tensor] | None = None,
-            rules: list[Rule] | None = None) -> Maps:
-        """All maps of a batch: one :func:`collect` per backward rule, then :func:`layer_maps`."""
+            rules: list[Rule] | None = None) -> tuple[Maps, dict[str, Tensor]]:
+        """All maps of a batch: one :func:`collect` per backward rule, then :func:`layer_maps`; with
+        each layer's output of the last pass (what a vmapped pass needs for its shapes)."""
         maps: Maps = {}
+        outputs: dict[str, Tensor] = {}
         for rule in rules or self.by_rule:
             methods = self.by_rule[rule]
             records = collect(self.model, images, target, self.layers, rule, params, stats=self.stats(methods))
             maps.update(self.maps(records, methods))
-            self.outputs = {name: r.output for name, r in records.items()}  # the last batch's, for vmap's shapes
-        return maps
+            outputs = {name: r.output for name, r in records.items()}
+        return maps, outputs

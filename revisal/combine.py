@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .maps import check_size, flat_maps
+from revisal.maps import check_size, flat_maps
 
 ConstantRule = Literal["omit", "nan", "raise"]
 CONSTANT_RULES = ("omit", "nan", "raise")

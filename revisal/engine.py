@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Iterable
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from .collect import Request
-from .maps import SaliencyMaps
-from .meta import MetaStep, meta_maps
-from .methods import MethodSpec, resolve_methods
-from .state import preserved_state
-from .validation import (Target, check_finite_maps, check_images, check_images_fit_model, check_layers,
-                         check_methods_at_layers, check_model, check_target)
+from revisal.collect import Request
+from revisal.maps import SaliencyMaps
+from revisal.meta import MetaStep, meta_maps
+from revisal.methods import MethodSpec, resolve_methods
+from revisal.state import preserved_state
+from revisal.validation import (
+    Target,
+    check_finite_maps,
+    check_images,
+    check_images_fit_model,
+    check_int,
+    check_layers,
+    check_methods_at_layers,
+    check_model,
+    check_target,
+)
 
 
 def saliency(
@@ -105,9 +113,7 @@ def saliency(
         raise TypeError(f"meta: expected a revisal.MetaStep or None, got {type(meta).__name__}")
     if batch_size is None:
         batch_size = n
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-    batch_size = int(batch_size)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
 
     request = Request(model, layer_names, method_list, contrast_layer)
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]  # before freezing
@@ -120,7 +126,7 @@ def saliency(
             # cloned: a normal tensor (the loss saves it for backward) also when called under inference mode
             chunk_target = ids[chunk].clone() if isinstance(ids, Tensor) else ids
             if meta is None:
-                maps = request.run(images[chunk], chunk_target)
+                maps, _ = request.run(images[chunk], chunk_target)
             else:
                 maps = meta_maps(request, images[chunk], chunk_target, meta, trainable)
             check_finite_maps(maps, hint)

@@ -1,6 +1,6 @@
 """Explain your own images with your own model: the library behind ``python -m revisal explain``.
 
-Models come from :mod:`revisal.explain_models` (:func:`load_model`: a zoo name,
+Models come from :func:`revisal.models.load` (a zoo name,
 ``torchvision:<name>``, ``timm:<name>`` or ``module.path:callable``, with a weights file; nothing is
 downloaded unless asked).
 
@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .explain_images import ImageError, check_images, image_paths, output_names, printable, read_image
-from .explain_models import NORMALIZATIONS, WeightsNotFoundError, load_model, load_state
-from .files import digest_file
-from .models.zoo import ZooModel
+from revisal.explain_images import ImageError, check_image_files, image_paths, output_names, printable, read_image
+from revisal.files import digest_file
+from revisal.models import NORMALIZATIONS, WeightsNotFoundError, load, load_state
+from revisal.models.zoo import ZooModel
+from revisal.validation import check_int
 
 # ---------------------------------------------------------------------------------------------- layers
 
@@ -50,8 +51,8 @@ def list_layers(zoo: ZooModel) -> list[LayerInfo]:
     """Every module of ``zoo.model`` (``""`` = the input) with its output shape on one image of the
     model's input size, its call count, and whether it is a real ``nn.Conv2d`` (where
     ``normgrad_conv`` applies). The model is left as found."""
-    from .probes import hooked
-    from .state import preserved_state
+    from revisal.probes import hooked
+    from revisal.state import preserved_state
 
     model = zoo.model
     seen: dict[str, list] = {}
@@ -134,8 +135,8 @@ def check_arguments(zoo: ZooModel, *, layers: Sequence[str] | None = None, metho
                     meta_lr: float | None = None) -> tuple[list[str], list[str], int | None]:
     """:func:`explain`'s arguments checked (errors name them): the layers and methods (defaults
     filled in) and the fixed target class (None: each image's top-1)."""
-    from .methods import DEFAULT_METHODS, METHODS
-    from .validation import check_layers
+    from revisal.methods import DEFAULT_METHODS, METHODS
+    from revisal.validation import check_layers
 
     layers = list(zoo.layers if layers is None else layers)
     check_layers(zoo.model, layers, "layers")
@@ -145,8 +146,7 @@ def check_arguments(zoo: ZooModel, *, layers: Sequence[str] | None = None, metho
             close = difflib.get_close_matches(m, list(METHODS), n=3)
             raise ValueError(f"methods: unknown method {m!r}; did you mean {close}? Known: {sorted(METHODS)}")
     fixed = resolve_target(target, zoo.classes)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    check_int(batch_size, "batch_size", minimum=1)
     if meta_lr is not None and not (isinstance(meta_lr, (int, float)) and 0 < meta_lr < float("inf")):
         raise ValueError(f"meta: expected a positive learning rate, got {meta_lr!r}")
     return layers, methods, fixed
@@ -171,14 +171,14 @@ def explain(zoo: ZooModel, paths: Sequence[Path], *, layers: Sequence[str] | Non
     Between batches, and when the iteration ends or fails, the model is exactly as it was found
     (training flags, parameters, buffers such as BatchNorm's running statistics, device).
     """
-    from .meta import MetaStep
+    from revisal.meta import MetaStep
 
     layers, methods, fixed = check_arguments(zoo, layers=layers, methods=methods, target=target,
                                              batch_size=batch_size, meta_lr=meta_lr)
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError("paths: no image given")
-    bad = check_images(paths, zoo.input_size) if check else []
+    bad = check_image_files(paths, zoo.input_size) if check else []
     if bad:
         listed = "; ".join(reason for _, reason in bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else "")
         raise ImageError(f"images: {len(bad)} of {len(paths)} cannot be read, nothing was explained: {listed}")
@@ -196,8 +196,8 @@ def _explained(zoo: ZooModel, paths: list[Path], layers: list[str], methods: lis
     restored (:func:`revisal.state.preserved_state`) before its results are yielded."""
     from tqdm import tqdm
 
-    from .engine import saliency
-    from .state import preserved_state
+    from revisal.engine import saliency
+    from revisal.state import preserved_state
 
     names = output_names(paths)
     model = zoo.model
@@ -244,6 +244,6 @@ def weights_digest(path: Path | None) -> str | None:
 
 
 __all__ = ["Explanation", "ImageError", "LayerInfo", "NORMALIZATIONS", "WeightsNotFoundError", "check_arguments",
-           "check_images", "explain",
-           "format_layers", "format_top5", "image_paths", "list_layers", "load_model", "load_state", "output_names",
+           "check_image_files", "explain",
+           "format_layers", "format_top5", "image_paths", "list_layers", "load", "load_state", "output_names",
            "printable", "read_image", "resolve_target"]

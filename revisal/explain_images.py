@@ -176,12 +176,12 @@ def open_rgb(path: Path, size: int) -> np.ndarray:
 def read_image(path: Path, size: int) -> Tensor:
     """``path`` as float pixels [3, size, size] in [0, 1] (RGB; the centred square of the upright
     image, resized to ``size`` with antialiased bilinear interpolation); see :func:`open_rgb`."""
-    from .data.photos import to_pixels
+    from revisal.data.photos import to_pixels
 
     return to_pixels(open_rgb(path, size), size)
 
 
-def check_images(paths: Sequence[Path], size: int) -> list[tuple[Path, str]]:
+def check_image_files(paths: Sequence[Path], size: int) -> list[tuple[Path, str]]:
     """Decode every image of ``paths`` as :func:`read_image` will (nothing is kept): the
     ``(path, reason)`` of each that cannot be explained, in order; empty when all can."""
     bad = []
@@ -193,5 +193,5 @@ def check_images(paths: Sequence[Path], size: int) -> list[tuple[Path, str]]:
     return bad
 
 
-__all__ = ["ImageError", "check_images", "image_paths", "open_rgb", "output_names", "printable", "read_image",
+__all__ = ["ImageError", "check_image_files", "image_paths", "open_rgb", "output_names", "printable", "read_image",
            "rgb_array"]

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .explain_images import printable
-from .files import atomic_write, jsonable
+from revisal.explain_images import printable
+from revisal.files import atomic_write, jsonable
 
 if TYPE_CHECKING:
-    from .explain import Explanation
+    from revisal.explain import Explanation
 
 #: The run's table of every explained image.
 TABLE = "explanations.csv"

@@ -1,16 +1,16 @@
 r"""Per-layer weights γ_j for :func:`revisal.combine.combine` (paper § 4.2, supp. C), by name.
 
-:data:`WEIGHTINGS` names every weighting; :func:`layer_weights` computes one. Three sources:
+:data:`WEIGHTINGS` names every weighting; :func:`layer_weights` computes one. Two sources:
 
 * rules from J alone: ``"uniform"`` γ_j = 1/J; ``"linear"`` γ_j = j/J, j = 1 (shallowest) … J,
   the authors' ``linspace(0, 1, J + 1)[1:]``;
 * the paper's data-driven formulas, from each layer's activations on M images sampled uniformly
   across classes (:func:`sample_across_classes`): ``"feature_spread"``, ``"probe_accuracy"`` (the
   paper's: the probe's accuracy on the M images it was trained on) and ``"probe_accuracy_heldout"``
-  (this project's variant: trained on part of the images, scored on the rest);
-* the numbers published in the authors' script (:mod:`revisal.published_weights`):
-  ``"accuracy"``, ``"activation"``, ``"activation_in"`` (never used by the authors) and
-  ``"pointing_accuracy"`` (one set per method), for VGG16 and ResNet-50 layers only.
+  (this project's variant: trained on part of the images, scored on the rest).
+
+(The numbers the authors published in their script are data of the reproduction, not of the
+library: ``reproduction.published_weights``.)
 
 Every weighting gives J non-negative weights, normalised to sum 1 by :func:`revisal.combine.combine`
 (and by :func:`normalized`). None has a weight for the input layer: the authors combine the network's
@@ -23,23 +23,22 @@ import difflib
 import numbers
 import warnings
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import published_weights as published
-from .paper import COUNTERPART
-
 
 @dataclass(frozen=True)
 class Weighting:
     """A named weighting: where its numbers come from, the row of the paper's Table 6 it stands for
-    (a key kind of :data:`revisal.paper.TABLE6`, or None) and its formula."""
+    (a key kind of :data:`reproduction.paper.TABLE6`, or None) and its formula."""
 
     name: str
+    #: "rule" (from J alone), "activations" (from the layers' features) or "published" (numbers
+    #: given elsewhere, e.g. a paper's tables)
     source: Literal["rule", "activations", "published"]
     table6: str | None
     formula: str
@@ -53,24 +52,20 @@ WEIGHTINGS: dict[str, Weighting] = {w.name: w for w in (
               "γ_j = (1/M) Σ_i δ(Ψ_j(x^i), y^i), Ψ_j a linear probe trained on the same M images"),
     Weighting("probe_accuracy_heldout", "activations", "probe_accuracy",
               "γ_j = the probe's accuracy on held-out images (trained on the others)"),
-    Weighting("accuracy", "published", "probe_accuracy", "the authors' published per-layer accuracy weights"),
-    Weighting("activation", "published", "feature_spread", "the authors' published per-layer activation weights"),
-    Weighting("activation_in", "published", None, "the authors' published activation_in weights (unused by them)"),
-    Weighting("pointing_accuracy", "published", None, "the authors' published pointing accuracy of each layer, per method"),
 )}
 #: The paper's own weightings (Table 6's rows), computed here.
 PAPER_WEIGHTINGS = ("probe_accuracy", "feature_spread", "linear", "uniform")
-#: The authors' published sets.
-PUBLISHED_WEIGHTINGS = tuple(n for n, w in WEIGHTINGS.items() if w.source == "published")
 
 
-def check_weighting(name: object, argument: str = "kind") -> Weighting:
-    """The :class:`Weighting` called ``name``; a ValueError naming ``argument`` and the known names otherwise."""
-    if not isinstance(name, str) or name not in WEIGHTINGS:
-        close = difflib.get_close_matches(name, list(WEIGHTINGS), n=3, cutoff=0.5) if isinstance(name, str) else []
+def check_weighting(name: object, argument: str = "kind",
+                    known: Mapping[str, Weighting] = WEIGHTINGS) -> Weighting:
+    """The :class:`Weighting` called ``name`` in ``known``; a ValueError naming ``argument`` and the
+    known names otherwise."""
+    if not isinstance(name, str) or name not in known:
+        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5) if isinstance(name, str) else []
         hint = f"; did you mean {close}?" if close else ""
-        raise ValueError(f"{argument}: unknown weighting {name!r}{hint} Known: {sorted(WEIGHTINGS)}")
-    return WEIGHTINGS[name]
+        raise ValueError(f"{argument}: unknown weighting {name!r}{hint} Known: {sorted(known)}")
+    return known[name]
 
 
 def normalized(gamma: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -80,9 +75,7 @@ def normalized(gamma: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def layer_weights(kind: str, *, num_layers: int | None = None, features: Sequence[Tensor] | None = None,
-                  labels: Tensor | None = None, holdout: float = 0.5, seed: int = 0, steps: int = 300,
-                  arch: str | None = None, layers: Sequence[str] | None = None, method: str | None = None,
-                  meta: bool = False) -> np.ndarray:
+                  labels: Tensor | None = None, holdout: float = 0.5, seed: int = 0, steps: int = 300) -> np.ndarray:
     r"""Per-layer weights γ_j of the weighting ``kind`` (a name in :data:`WEIGHTINGS`), unnormalised
     (:func:`revisal.combine.combine` normalises them).
 
@@ -103,10 +96,6 @@ def layer_weights(kind: str, *, num_layers: int | None = None, features: Sequenc
       For both probes, multi-label data (``labels`` [M, C] multi-hot) trains a per-class logistic
       loss and counts an image as correct when its top-scoring class is one of its labels;
       single-label data (``labels`` [M] class ids) trains a softmax probe.
-    * ``"accuracy"``, ``"activation"``, ``"activation_in"``, ``"pointing_accuracy"``: the authors'
-      published numbers (:mod:`revisal.published_weights`) for ``arch`` ("vgg16", "resnet50" or a
-      model standing in for one), at ``layers`` (default the authors' layers, shallow → deep);
-      ``pointing_accuracy`` is per ``method`` (and ``meta``).
 
     Args:
         features: for the data-driven kinds, J tensors ``[M, C_j, H_j, W_j]`` (layer activations;
@@ -114,8 +103,6 @@ def layer_weights(kind: str, *, num_layers: int | None = None, features: Sequenc
         labels: for the probes.
     """
     source = check_weighting(kind).source
-    if source == "published":
-        return _published(kind, arch, layers, method, meta)
     if source == "rule":
         j = num_layers if num_layers is not None else (len(features) if features is not None else None)
         if isinstance(j, bool) or not isinstance(j, numbers.Integral) or j < 1:
@@ -138,37 +125,6 @@ def layer_weights(kind: str, *, num_layers: int | None = None, features: Sequenc
                       "using uniform weights", RuntimeWarning, stacklevel=2)
         return np.full(len(pooled), 1 / len(pooled))
     return gamma
-
-
-def _published(kind: str, arch: object, layers: Sequence[str] | None, method: str | None, meta: bool) -> np.ndarray:
-    """The authors' set ``kind`` for ``arch``, in the order of ``layers``."""
-    known = sorted(published.LAYERS)
-    family = COUNTERPART.get(arch, arch) if isinstance(arch, str) else arch
-    if family not in published.LAYERS:
-        raise ValueError(f"arch: the authors published {kind!r} weights for {known} (or a model standing in for "
-                         f"one), got {arch!r}")
-    theirs = published.LAYERS[family]
-    layers = list(theirs if layers is None else ([layers] if isinstance(layers, str) else layers))
-    if "" in layers:
-        raise ValueError(f"layers: the authors' weights have no entry for the input layer ''; their combinations "
-                         f"use the network's layers {list(theirs)} only")
-    if sorted(layers) != sorted(theirs):
-        raise ValueError(f"layers: the authors' {kind!r} weights for {family} are given at {list(theirs)}, "
-                         f"got {layers}")
-    if kind == "pointing_accuracy":
-        sets = published.POINTING_ACCURACY[family]
-        if not isinstance(method, str):
-            raise ValueError(f"method: 'pointing_accuracy' weights are per method; pass one of {sorted(sets)} "
-                             "(or our name for it)")
-        name = published.AUTHORS_METHOD.get(method, method) + ("_meta" if meta else "")
-        if name not in sets:
-            raise ValueError(f"method: the authors published no 'pointing_accuracy' weights for {method!r}"
-                             f"{' with meta-saliency' if meta else ''}; they did for {sorted(sets)}")
-        values = sets[name]
-    else:
-        values = published.PER_ARCH[kind][family]
-    by_layer = dict(zip(theirs, values))
-    return np.array([by_layer[layer] for layer in layers], dtype=np.float64)
 
 
 def sample_across_classes(labels: Tensor | np.ndarray, m: int, seed: int = 0) -> Tensor:

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .aggregations import factor_stats, working_precision
-from .sites import Window
+from revisal.aggregations import factor_stats, working_precision
+from revisal.sites import Window
 
 if TYPE_CHECKING:
-    from .methods import Method
+    from revisal.methods import Method
 
 Key = tuple[str, str]
 

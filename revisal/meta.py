@@ -35,11 +35,11 @@ from typing import Callable, Iterator, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
-from .collect import Request, collect
-from .validation import check_class_ids, objective
+from revisal.collect import Request, collect
+from revisal.validation import check_class_ids, objective
 
 Maps = dict[tuple[str, str], Tensor]
 
@@ -130,7 +130,8 @@ def meta_maps(request: Request, images: Tensor, target: Tensor | Callable, meta:
             output = model(x.detach().clone())  # a forward may write to its input
             grads = torch.autograd.grad(per_sample_loss(meta, output, t, 1)[0], own, allow_unused=True)
         with _stepped(own, grads, meta.signed_step):
-            parts.append(request.run(x, t))
+            maps, outputs = request.run(x, t)
+        parts.append(maps)
         classes = output.shape[-1]
     if batching == "vmap" and images.shape[0] > 1:
         if isinstance(target, Tensor):
@@ -141,7 +142,7 @@ def meta_maps(request: Request, images: Tensor, target: Tensor | Callable, meta:
             for start in range(1, images.shape[0], chunk):
                 sl = slice(start, start + chunk)
                 parts.append(_vmapped(request, images[sl], target[sl] if isinstance(target, Tensor) else target,
-                                      meta, params))
+                                      meta, params, outputs))
         except RuntimeError as error:
             if "saved tensor hooks" not in str(error):
                 raise
@@ -193,9 +194,11 @@ def _objective(t: Tensor | Callable) -> Callable:
 
 
 def _vmapped(request: Request, images: Tensor, target: Tensor | Callable, meta: MetaStep,
-             params: dict[str, Tensor]) -> Maps:
+             params: dict[str, Tensor], outputs: dict[str, Tensor]) -> Maps:
     """Per-sample gradients with ``vmap(grad(ℓ))``, then :func:`collect` vmapped over θ' for the rules
-    that allow it (the excitation rules nest autograd in their backward: a loop of ``collect``)."""
+    that allow it (the excitation rules nest autograd in their backward: a loop of ``collect``).
+    ``outputs``: each layer's output for one sample (the looped first sample's), for the shapes of
+    the zero perturbations the vmapped pass differentiates at."""
     model, n = request.model, images.shape[0]
     tdim = 0 if isinstance(target, Tensor) else None
 
@@ -210,11 +213,11 @@ def _vmapped(request: Request, images: Tensor, target: Tensor | Callable, meta: 
     maps: Maps = {}
     for i in range(n if looped else 0):
         p_i = {k: v[i] for k, v in stepped.items()}
-        for key, value in request.run(images[i : i + 1], _sample(target, i), p_i, looped).items():
+        for key, value in request.run(images[i : i + 1], _sample(target, i), p_i, looped)[0].items():
             maps.setdefault(key, []).append(value)  # type: ignore[arg-type]
     for rule, methods in request.by_rule.items():
         if rule.vmappable:
-            zeros = {name: torch.zeros_like(x) for name, x in request.outputs.items()}  # sample 0's outputs
+            zeros = {name: torch.zeros_like(x) for name, x in outputs.items()}
             one = lambda p, x, t: collect(model, x[None], _objective(t), request.layers, rule, p,  # noqa: E731
                                           stats=request.stats(methods), zeros=zeros)
             with torch.inference_mode(False):

@@ -14,9 +14,9 @@ import difflib
 from dataclasses import dataclass
 from typing import Iterable, Union
 
-from .aggregations import AGGREGATIONS, Aggregation
-from .rules import RULES, Rule
-from .sites import SITES, Site
+from revisal.aggregations import AGGREGATIONS, Aggregation
+from revisal.rules import RULES, Rule
+from revisal.sites import SITES, Site
 
 
 @dataclass(frozen=True)

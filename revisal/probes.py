@@ -23,8 +23,8 @@ from typing import Callable, Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
-from .aggregations import factor_stats
-from .sites import Window
+from revisal.aggregations import factor_stats
+from revisal.sites import Window
 
 
 @contextmanager

@@ -35,9 +35,9 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from .aggregations import working_precision
-from .ops import OPS, bind, inplace, positive_weights, relu_bounds
-from .probes import hooked
+from revisal.aggregations import working_precision
+from revisal.ops import OPS, bind, inplace, positive_weights, relu_bounds
+from revisal.probes import hooked
 
 _EPS = 1e-20  # as the Caffe reference implementation of excitation backprop
 

@@ -26,7 +26,7 @@ from typing import Callable, Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .aggregations import STAT_POOLING
+from revisal.aggregations import STAT_POOLING
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,15 @@ def check_images_fit_model(model: nn.Module, images: Tensor, name: str = "images
                         f"convert them with {name}.to({dtype}) (or the model with .to({images.dtype}))")
 
 
+def check_int(value: object, name: str, minimum: int | None = None) -> int:
+    """``value`` as an int (a bool is not one), at least ``minimum``; a ValueError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}: expected an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: expected an int ≥ {minimum}, got {value!r}")
+    return int(value)
+
+
 def check_layers(model: nn.Module, layers: object, name: str = "layers") -> list[str]:
     """Module names from ``model.named_modules()`` ("" = the network input): a str or any iterable
     of str (list, tuple, generator, dict keys, numpy array...), de-duplicated in order."""

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..maps import check_size
+from revisal.maps import check_size
 
 Key = tuple[str, str]
 
@@ -89,7 +89,7 @@ def _unit_range(maps: Tensor) -> Tensor:
 
 
 def _logits(model: nn.Module, images: Tensor, batch_size: int | None) -> Tensor:
-    from ..state import preserved_state
+    from revisal.state import preserved_state
 
     with preserved_state(model), torch.no_grad():
         chunks = images.split(batch_size or len(images))
@@ -111,9 +111,9 @@ def class_sensitivity(model: nn.Module, images: Tensor, layers: Iterable[str], m
     Returns:
         ``{(method, layer): float64 Tensor[N]}``.
     """
-    from ..engine import saliency
-    from ..validation import check_images, check_images_fit_model, check_layers, check_model
-    from ..methods import resolve_methods
+    from revisal.engine import saliency
+    from revisal.methods import resolve_methods
+    from revisal.validation import check_images, check_images_fit_model, check_layers, check_model
 
     check_images_fit_model(check_model(model), check_images(images))
     layers, methods = check_layers(model, layers), resolve_methods(methods)  # refused before the logits pass
@@ -139,7 +139,7 @@ def identity_trick_correlation(model: nn.Module, images: Tensor, target, conv_la
     Returns:
         ``{layer: float64 Tensor[N]}`` of Spearman correlations.
     """
-    from ..engine import saliency
+    from revisal.engine import saliency
 
     maps = saliency(model, images, target, list(conv_layers), ["normgrad", "normgrad_conv"], batch_size=batch_size)
     size = size or tuple(images.shape[-2:])

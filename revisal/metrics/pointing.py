@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..maps import check_size
+from revisal.maps import check_size
 
 
 def gaussian_smooth(maps: Tensor, sigma: float) -> Tensor:

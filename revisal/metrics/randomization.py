@@ -9,7 +9,7 @@ from typing import Iterable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .correlation import spearman
+from revisal.metrics.correlation import spearman
 
 
 def default_blocks(model: nn.Module) -> list[str]:
@@ -36,22 +36,13 @@ def blocks_above(model: nn.Module, blocks: Iterable[str], layer: str) -> list[st
     return [b for b in blocks if order[b] > order[layer] and not inside(b)]
 
 
-#: The stages of the authors' sanity check (their ``examples/sanity_check.py``, ``short`` lists), from
-#: the top of the network down; a stage re-initialises every parameter-holding module registered at
-#: or after its module (``""``: all of them), as their ``partially_randomize_model`` does.
-AUTHORS_STAGES: dict[str, tuple[str, ...]] = {
-    "vgg16": ("classifier.6", "classifier.4", "classifier.2", "features.29", "features.22", "features.15",
-              "features.8", "features.3", ""),
-    "resnet50": ("fc", "layer4", "layer3", "layer2", "layer1", "maxpool"),
-}
-
-
 def staged_blocks(model: nn.Module, stages: Sequence[str]) -> dict[str, list[str]]:
     """Group a model's parameter-holding modules into cascade stages named by ``stages`` (top to
     bottom): stage ``s`` re-initialises the modules registered at or after ``s`` that no earlier stage
     did (so stage k of the cascade has everything from the top down to ``stages[k]`` re-initialised,
     as in the authors' sanity check; a stage that adds nothing repeats the previous model). Pass the
-    result as ``blocks`` to :func:`cascading_randomization`; ``AUTHORS_STAGES[arch]`` gives theirs."""
+    result as ``blocks`` to :func:`cascading_randomization` (the reproduction's
+    ``reproduction.paper.AUTHORS_STAGES[arch]`` are the authors' stages)."""
     order = {name: k for k, (name, _) in enumerate(model.named_modules())}
     unknown = [s for s in stages if s not in order]
     if unknown:
@@ -111,15 +102,15 @@ def cascading_randomization(model: nn.Module, images: Tensor, target, layers: It
         blocks: module names, re-initialised cumulatively in this order (default
             :func:`default_blocks`: every parameter-holding module from the output down); or stages,
             ``{name: [modules re-initialised at that stage]}`` in order (:func:`staged_blocks`, e.g.
-            the authors' stages ``staged_blocks(model, AUTHORS_STAGES["vgg16"])``).
+            stages of :func:`staged_blocks`).
         seed: stage k re-initialises its block with ``seed + k``.
         keep_maps: also return each stage's maps (for figures).
         target_rule: ``"fixed"`` explains ``target`` at every stage; ``"predicted"`` (the authors')
             explains ``target`` at stage 0 and the partially randomised model's top class
             (``argmax`` of its ``[N, C]`` output) at every later stage. See :data:`TARGET_RULES`.
     """
-    from ..engine import saliency
-    from ..validation import check_layers
+    from revisal.engine import saliency
+    from revisal.validation import check_layers
 
     layers, methods = list(layers), list(methods)
     work = copy.deepcopy(model)

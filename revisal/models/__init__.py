@@ -1,7 +1,8 @@
-"""Models with their preprocessing, class names and layer presets: ``revisal.models.load(name)``."""
+"""Models with their preprocessing, class names and layer presets: ``revisal.models.load(spec)``."""
 
-from .presets import LAYER_PRESETS, PRESETS, Preset
-from .zoo import LOADERS, ZooModel, efficientnet_lite0, load, load_by_position, skeleton
+from revisal.models.loading import NORMALIZATIONS, WeightsNotFoundError, load, load_state
+from revisal.models.presets import PRESETS, Preset
+from revisal.models.zoo import ENTRY_POINTS, LOADERS, ZooModel, efficientnet_lite0, load_by_position, skeleton, zoo_model
 
-__all__ = ["LAYER_PRESETS", "LOADERS", "PRESETS", "Preset", "ZooModel", "efficientnet_lite0", "load",
-           "load_by_position", "skeleton"]
+__all__ = ["ENTRY_POINTS", "LOADERS", "NORMALIZATIONS", "PRESETS", "Preset", "WeightsNotFoundError", "ZooModel",
+           "efficientnet_lite0", "load", "load_by_position", "load_state", "skeleton", "zoo_model"]

