@@ -245,6 +245,8 @@ def test_make_figures_stops_on_a_misspelt_key_before_any_notebook_runs(tmp_path)
     for name in ("Makefile", "pyproject.toml"):
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    # The studies declare each notebook's outputs (build/studies.mk is generated from them).
+    shutil.copytree(ROOT / "reproduction" / "studies", tmp_path / "reproduction" / "studies")
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "typo.yaml").write_text(
         (ROOT / "configs" / "mini.yaml").read_text() + "pointng_n: 4\n")
@@ -252,7 +254,7 @@ def test_make_figures_stops_on_a_misspelt_key_before_any_notebook_runs(tmp_path)
     out = subprocess.run(["make", "figures", "PROFILE=typo", f"PY={sys.executable}", "RUNTIME_STAMP="], cwd=tmp_path,
                          capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode != 0
-    assert "pointng_n: no notebook declares this parameter" in out.stderr
+    assert "pointng_n: no notebook declares this parameter" in out.stderr, out.stderr
     assert "papermill" not in out.stdout
     assert not (tmp_path / "build" / "executed").exists() and not (tmp_path / "figures").exists()
 
