@@ -12,7 +12,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := install
 .DELETE_ON_ERROR:
-.PHONY: install install-test figures readme lab lint test test-fast clean models epoch-weights data data-voc data-coco data-models
+.PHONY: install install-test figures readme lab lint test test-fast test-paper clean models epoch-weights data data-voc data-coco data-models
 
 PROFILE ?= mini
 DEVICE ?= cpu
@@ -131,7 +131,12 @@ TEST_WORKERS ?= auto
 PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(MALLOC_TUNING) $(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) \
 	--dist loadscope --no-loadscope-reorder
 test: lint $(TEST_STAMP) $(SMOKE)
-	$(PYTEST) tests $(SMOKE) --nbval-lax --nbval-current-env
+	$(PYTEST) tests $(SMOKE) --nbval-lax --nbval-current-env -m "not paper_profile"
+
+# Every notebook end to end with configs/paper.yaml on fakes of the paper's data (≈ 3.5 min on 2
+# cores): the paper profile's code paths; CI runs it after make test.
+test-paper: $(TEST_STAMP)
+	$(PYTEST) tests/reproduction/test_paper_pipeline.py -m paper_profile
 
 # ruff, configured in pyproject.toml: a lint failure fails `make test`, hence CI.
 lint: $(TEST_STAMP)

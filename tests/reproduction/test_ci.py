@@ -180,7 +180,7 @@ def test_environment_yml_installs_what_make_test_does():
 
 def test_ci_entry_points_run_make_test():
     run = (ROOT / ".ci" / "run").read_text()
-    assert run.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in run and run.rstrip().endswith("make test")
+    assert run.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in run and run.rstrip().endswith("make test\nmake test-paper")
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
     (job,) = workflow["jobs"].values()

@@ -89,6 +89,7 @@ def test_every_notebook_has_its_expected_outputs_listed():
 
 # each notebook is its own unit of work under make test (conftest.SPLIT_BY_PARAMETER)
 @pytest.mark.slow
+@pytest.mark.paper_profile  # make test-paper (CI runs it after make test): ≈ 6.5 worker-minutes on 2 cores
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_paper_profile_notebook_runs_on_fakes_and_writes_its_outputs(paper_fake, notebook, tmp_path):
     """The notebook runs on the fakes with the paper profile's keys (as `make figures` routes them)
