@@ -133,10 +133,10 @@ PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(MALLOC_TUNING) $(PY) -m pytest -
 test: lint $(TEST_STAMP) $(SMOKE)
 	$(PYTEST) tests $(SMOKE) --nbval-lax --nbval-current-env -m "not paper_profile"
 
-# Every notebook end to end with configs/paper.yaml on fakes of the paper's data (≈ 3.5 min on 2
-# cores): the paper profile's code paths; CI runs it after make test.
+# The tests marked paper_profile: every notebook end to end with configs/paper.yaml on fakes of the
+# paper's data (≈ 3 min on 2 cores), the paper profile's code paths; CI runs it after make test.
 test-paper: $(TEST_STAMP)
-	$(PYTEST) tests/reproduction/test_paper_pipeline.py -m paper_profile
+	$(PYTEST) tests -m paper_profile
 
 # ruff, configured in pyproject.toml: a lint failure fails `make test`, hence CI.
 lint: $(TEST_STAMP)

@@ -87,7 +87,7 @@ def test_every_notebook_has_its_expected_outputs_listed():
     assert set(EXPECTED) == {name[:2] for name in NOTEBOOKS}, "a notebook without its expected outputs here"
 
 
-# each notebook is its own unit of work under make test (conftest.SPLIT_BY_PARAMETER)
+# each notebook is its own unit of work under make test-paper (conftest.SPLIT_BY_PARAMETER)
 @pytest.mark.slow
 @pytest.mark.paper_profile  # make test-paper (CI runs it after make test): ≈ 6.5 worker-minutes on 2 cores
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
