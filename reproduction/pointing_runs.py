@@ -37,7 +37,7 @@ from revisal.combine import combine_many
 from revisal.engine import saliency
 from revisal.maps import flat_maps
 from revisal.methods import resolve_methods
-from revisal.metrics.pointing import gaussian_smooth, is_hit, maxima
+from revisal.metrics.pointing import gaussian_smooth, is_hit, maxima, pointing_accuracy
 from revisal.validation import INPUT_LAYER, check_layers
 
 #: TorchRay's benchmark smooths every method's map at the network input (and nowhere else) before
@@ -96,30 +96,14 @@ class PointingResults:
             self.scored = np.ones_like(self.hits, dtype=bool)
 
     def _score(self, hits: np.ndarray, subset: str, scored: np.ndarray | None = None) -> float:
-        """TorchRay's :class:`~revisal.metrics.PointingGame` accuracy of ``hits`` [P] (or of each
-        column of ``hits`` [P, K]), vectorised: ``100 · mean_c hits_c / max(pairs_c, 1)`` over all
-        ``num_classes`` classes, counting only the ``scored`` pairs of each column (hits and
-        pairs_c); NaN for a column with no scored pair."""
-        keep = self.difficult if subset == "difficult" else np.ones(len(self.class_ids), dtype=bool)
-        classes = self.class_ids[keep]
-        h = np.asarray(hits, dtype=bool).reshape(len(self.class_ids), -1)[keep]  # [kept pairs, columns]
-        counted = (np.ones_like(h) if scored is None
-                   else np.asarray(scored, dtype=bool).reshape(len(self.class_ids), -1)[keep])
-        pairs = np.bincount(classes, minlength=self.num_classes)
-        # Hits and scored pairs per class and column, counted exactly in integers over the pairs
-        # sorted by class (a BLAS product would be no more exact, and its threads stall a
-        # bootstrap's thousands of calls on a busy machine).
-        per_class = np.zeros((self.num_classes, h.shape[1]))
-        per_class_pairs = np.zeros((self.num_classes, h.shape[1]))
-        present = np.flatnonzero(pairs)
-        if len(present):
-            starts = (np.cumsum(pairs) - pairs)[present]
-            order = np.argsort(classes, kind="stable")
-            per_class[present] = np.add.reduceat((h & counted)[order].view(np.uint8), starts, axis=0, dtype=np.int64)
-            per_class_pairs[present] = np.add.reduceat(counted[order].view(np.uint8), starts, axis=0, dtype=np.int64)
-        accuracy = 100 * (per_class / np.maximum(per_class_pairs, 1)).mean(0)
-        accuracy = np.where(counted.any(0) | (len(h) == 0), accuracy, np.nan)
-        return float(accuracy[0]) if np.ndim(hits) == 1 else accuracy
+        """``100 ·`` :func:`revisal.metrics.pointing_accuracy` of ``hits`` [P] (or of each column of
+        ``hits`` [P, K]) over the pairs of ``subset``, counting only the ``scored`` pairs."""
+        keep = self.difficult if subset == "difficult" else slice(None)
+        n = len(self.class_ids)
+        counted = None if scored is None else np.asarray(scored, dtype=bool).reshape(n, -1)[keep]
+        hits = np.asarray(hits, dtype=bool)
+        accuracy = pointing_accuracy(hits.reshape(n, -1)[keep], self.class_ids[keep], self.num_classes, counted)
+        return float(100 * accuracy[0]) if hits.ndim == 1 else 100 * accuracy
 
     def take(self, index) -> "PointingResults":
         """The results of pairs ``index`` (a bootstrap resample: :func:`reproduction.verdicts.bootstrap`)."""
