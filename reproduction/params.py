@@ -14,8 +14,9 @@ an error, so a misspelt key fails instead of being ignored::
 
 reads the config and each ``--set`` value strictly (:mod:`.config_yaml`: a syntax error names the
 file, line and key; a repeated key, or a key set twice, is refused), checks the keys and every
-notebook's values (:data:`.schema.SPEC`: models, methods, layers, classes, photos, counts, datasets,
-data folders, the fields of nested training configs), reports every problem at once, and only then writes
+notebook's values (each study's ``Parameters``, :mod:`reproduction.studies`, names the check of
+every parameter, :mod:`.parameter_checks` runs it: models, methods, layers, classes, photos, counts,
+datasets, data folders, the fields of nested training configs), reports every problem at once, and only then writes
 ``build/params/mini/<notebook>.yaml`` for papermill's ``-f`` (a file is rewritten only when its
 content changes, so ``make`` re-runs only the notebooks whose parameters changed). In the notebook,
 the first code cell gathers and checks the same values before anything is computed or written::
@@ -38,8 +39,9 @@ import yaml
 
 from reproduction import checks
 from reproduction.config_yaml import load_yaml
-from reproduction.schema import REQUIRED_METHODS, SPEC
+from reproduction.parameter_checks import resolve
 from reproduction.storage import PACKAGE_PARENT, project_path, project_root
+from reproduction.studies import studies
 from revisal.files import atomic_write
 
 NOTEBOOK_DIR = "notebooks"
@@ -171,22 +173,26 @@ def problems(notebook: str | Path, values: Mapping[str, Any]) -> list[str]:
     missing = [n for n in names if n not in values]
     if missing:
         found.messages.append(f"{missing}: not set (run the parameters cell first)")
+    study = studies().get(path.stem[:2])
+    if study is None:
+        found.messages.append(f"{path.stem}: no study module declares its parameters (reproduction/studies/)")
+        return found.messages
+    declared_checks = study.checks()
     for name in names:
         if name not in values:
             continue
-        if name not in SPEC:
-            found.messages.append(f"{name}: reproduction.schema.SPEC has no check for it")
+        if name not in declared_checks:
+            found.messages.append(f"{name}: {study.parameters.__module__}.Parameters has no field for it")
             continue
-        found.check(SPEC[name], values, name)
-    required = REQUIRED_METHODS.get(path.stem[:2], ())
-    if "methods" in values and "methods" in names and required:
-        found.check(checks.method_names, values["methods"], "methods", required)
+        found.check(resolve(declared_checks[name]), values, name)
+    found.messages += [f"{name}: a field of {study.parameters.__module__}.Parameters that the parameters cell "
+                       "does not declare" for name in declared_checks if name not in names]
     return list(dict.fromkeys(found.messages))
 
 
 def check_parameters(notebook: str | Path, namespace: Mapping[str, Any]) -> dict[str, Any]:
     """The notebook's parameters gathered from ``namespace`` (its ``globals()``), in the order its
-    parameters cell declares them, once every value passed :data:`.schema.SPEC`.
+    parameters cell declares them, once every value passed its study's checks.
 
     Raises:
         ValueError: listing every problem; raised before the notebook computes or writes anything.

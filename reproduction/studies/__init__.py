@@ -1,9 +1,10 @@
-"""One study per notebook: what the notebook reproduces and the outputs it declares.
+"""One study per notebook: what the notebook reproduces, its typed parameters and the outputs it declares.
 
 Each module here holds one notebook's :class:`Study`. Everything that lists outputs is derived from
 them: the Makefile's targets (``python -m reproduction.studies make``, included as
 ``build/studies.mk``), the README gallery (:mod:`reproduction.readme`) and the check that a notebook
-wrote what it declares. Adding a notebook means one notebook, one module here and, optionally, a
+wrote what it declares. A study's ``Parameters`` dataclass (:mod:`._parameters`) says how each
+parameter its notebook declares is checked (:mod:`reproduction.params`). Adding a notebook means one notebook, one module here and, optionally, a
 section in ``configs/``.
 """
 
@@ -11,8 +12,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
+from typing import get_type_hints
+
+from ._parameters import Check
 
 
 @dataclass(frozen=True)
@@ -45,12 +49,26 @@ def table(name: str, caption: str | None = None) -> Output:
 
 @dataclass(frozen=True)
 class Study:
-    """A notebook (``notebooks/<notebook>.ipynb``), the paper's items it reproduces, and its outputs
-    (every notebook also ends in its verdict table ``verdicts_<number>``)."""
+    """A notebook (``notebooks/<notebook>.ipynb``), the paper's items it reproduces, its outputs
+    (every notebook also ends in its verdict table ``verdicts_<number>``) and its ``parameters``: a
+    dataclass whose fields are ``Annotated[type, Check]``, one per name of the parameters cell."""
 
     notebook: str
     reproduces: str
     outputs: tuple[Output, ...]
+    parameters: type
+
+    def checks(self) -> dict[str, Check]:
+        """Each parameter's check, by name (from the ``Parameters`` fields' annotations)."""
+        hints = get_type_hints(self.parameters, include_extras=True)
+        found = {}
+        for f in fields(self.parameters):
+            marks = [m for m in getattr(hints[f.name], "__metadata__", ()) if isinstance(m, Check)]
+            if len(marks) != 1:
+                raise TypeError(f"{self.parameters.__module__}.Parameters.{f.name}: expected Annotated[type, Check], "
+                                f"got {hints[f.name]!r}")
+            found[f.name] = marks[0]
+        return found
 
     @property
     def number(self) -> str:

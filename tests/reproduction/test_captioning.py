@@ -13,7 +13,7 @@ import math
 
 import pytest
 import torch
-from test_contracts import assert_same_state, snapshot
+from model_state import assert_same_state, snapshot
 from torchvision.models import resnet101
 
 from conftest import oracle

@@ -3,6 +3,7 @@ notebook gets only its own keys; unknown keys are errors) and checked before any
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -12,16 +13,46 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reproduction import params, schema
+from reproduction import parameter_checks, params
+from reproduction.studies import studies
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
 
 
-# --- schema --------------------------------------------------------------------------------------------
-def test_every_declared_parameter_has_a_check():
-    unchecked = {nb: [n for n in params.declared(nb) if n not in schema.SPEC] for nb in NOTEBOOKS}
-    assert not any(unchecked.values()), unchecked
+# --- each study's typed parameters ------------------------------------------------------------------------
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_a_studys_parameters_are_exactly_its_parameters_cell(notebook):
+    """One field per name the cell declares (no more, no fewer), each with a check that resolves, and
+    no default: the defaults live only in the parameters cell."""
+    study = studies()[notebook[:2]]
+    assert study.notebook == notebook
+    checks = study.checks()
+    assert set(checks) == set(params.declared(notebook))
+    for name, declared in checks.items():
+        assert callable(parameter_checks.resolve(declared)), name
+    fields = dataclasses.fields(study.parameters)
+    assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING for f in fields)
+    defaults = params.declared(notebook)
+    assert dataclasses.asdict(study.parameters(**defaults)) == defaults  # typed values of the cell
+
+
+def test_an_unknown_kind_of_check_is_a_defect_named_at_once():
+    from reproduction.studies._parameters import check
+
+    with pytest.raises(TypeError, match="no such kind of check"):
+        parameter_checks.resolve(check("colour"))
+
+
+def test_a_field_the_cell_does_not_declare_is_reported(monkeypatch):
+    """A Parameters field with no name in the parameters cell (a renamed parameter) is a problem
+    of the notebook, not silently unchecked."""
+    defaults = params.declared("06")
+    del defaults["min_mass_gain"]
+    monkeypatch.setattr(params, "declared", lambda notebook: dict(defaults))
+    found = params.problems("06", defaults)
+    assert found == ["min_mass_gain: a field of reproduction.studies.captioning.Parameters that the parameters cell "
+                     "does not declare"]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)

@@ -1,7 +1,8 @@
-"""What each notebook parameter must be: :data:`SPEC` maps a parameter's name (it means the same in
-every notebook that declares it) to a check of its value, given all of that notebook's values (a
-layer is checked against the model another parameter names). Checks read no weights and no data
-beyond testing that folders and checkpoints exist; :mod:`.params` runs them.
+"""The checks a study's parameters name: :func:`resolve` turns a
+:class:`reproduction.studies._parameters.Check` (a kind and its arguments, the annotation of a
+``Parameters`` field) into a check of the value, given all of that notebook's values (a layer is
+checked against the model another parameter names). Checks read no weights and no data beyond
+testing that folders and checkpoints exist; :mod:`.params` runs them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from reproduction import checks
 from reproduction.storage import project_path
+from reproduction.studies._parameters import Check as Declared
 from revisal.metrics.randomization import TARGET_RULES
 from revisal.models import LOADERS
 
@@ -179,7 +181,6 @@ def _config_fields(config: str, exclude: Sequence[str] = (), require: Sequence[s
     return run
 
 
-_COUNT = _value(checks.positive_int)
 
 
 def _probability(p: Mapping[str, Any], name: str) -> float:
@@ -208,97 +209,51 @@ def _imagenet_model(p: Mapping[str, Any], name: str) -> str:
         raise ValueError(f"{name}: expected an ImageNet model (efficientnet_lite0, vgg16, resnet50), got {model!r}")
     return model
 
-#: The thresholds the notebooks' verdict tables compare their statistics with (any finite number).
-THRESHOLDS = (
-    "threshold_selectivity_gain", "threshold_selective_share",  # 00
-    "threshold_correlation", "threshold_pointing_difference",  # 01
-    "threshold_combination_gain", "threshold_gradcam_margin", "threshold_best_overall",  # 02
-    "threshold_near_one", "threshold_anticorrelated", "threshold_closest",  # 03
-    "threshold_meta_share", "threshold_val_gap", "threshold_stabilisation",  # 04
-    "threshold_scrambled", "threshold_meta_delay",  # 05
-    "threshold_focus_gain", "threshold_sharper",  # 06
-)
-#: The minimum effects of the comparative claims ("X beats Y" by at least this much; any number ≥ 0).
-MIN_EFFECTS = (
-    "min_selectivity_gain",  # 00
-    "min_pointing_gain", "min_best_margin",  # 02
-    "min_rho_difference",  # 03, 04, 05
-    "min_focus_gain", "min_mass_gain",  # 06
-)
-_PATH = _optional(_value(checks.text))
+def _methods(*required: str) -> Check:
+    return _value(checks.method_names, tuple(required)) if required else _value(checks.method_names)
 
-#: How each parameter (by name, the same meaning in every notebook that declares it) is checked.
-SPEC: dict[str, Check] = {
-    "profile": _value(checks.text), "device": _value(checks.device), "seed": _value(checks.integer),
-    "figures_dir": _value(checks.text), "cache_root": _PATH,
+
+def _dataset_of(kind: str) -> Check:
+    if kind == "pointing":
+        return _dataset(checks.POINTING_DATASETS, "data_root", {"voc07": "data/voc", "coco14": "data/coco"})
+    return _dataset(checks.IMAGE_DATASETS, "imagenet_root", {"imagenet": "data/imagenet/val"})
+
+
+#: Each kind of check a ``Parameters`` field may name, built from the :class:`Declared` arguments.
+KINDS: dict[str, Callable[..., Check]] = {
+    "text": lambda: _value(checks.text), "device": lambda: _value(checks.device),
+    "integer": lambda *low: _value(checks.integer, *low), "boolean": lambda: _value(checks.boolean),
+    "count": lambda: _value(checks.positive_int), "positive_number": lambda: _value(checks.positive_number),
+    "threshold": lambda: _value(checks.finite_number), "min_effect": lambda: _value(checks.finite_number, 0.0),
+    "probability": lambda: _probability, "seeds": lambda: _seeds,
+    "existing_file": lambda: _value(checks.existing_path, "file"),
     # models: names, classes that fit their data, checkpoints on disk
-    "model": _value(checks.model_name),
-    "identity_models": _models_for("image_dataset"),
-    "pointing_models": _models_for("pointing_dataset"),
-    "pointing_model_for": _pointing_model_for,
-    "fig3_model": _member_of("pointing_models"),
-    "sensitivity_model": _models_for("image_dataset", single=True),
-    "randomization_model": _models_for("image_dataset", single=True),
-    "qualitative_model": _value(checks.model_name),
-    "dynamics_model": _value(checks.choice, MINI_MODELS),
-    # methods
-    "methods": _value(checks.method_names),
-    "fig3_methods": _subset_of("methods"),
-    "dynamics_methods": _value(checks.method_names),
-    "caption_method": _single(checks.method_names),
-    # layer weightings (revisal.layer_weights): computed here (Fig. 2 reads probe_accuracy), the authors' published
-    "weightings": _value(checks.weighting_names, False, ("probe_accuracy",)),
-    "published_weightings": _value(checks.weighting_names, True),
+    "model": lambda: _value(checks.model_name), "models_for": _models_for, "imagenet_model": lambda: _imagenet_model,
+    "member_of": _member_of, "pointing_model_for": lambda: _pointing_model_for,
+    "dynamics_model": lambda: _value(checks.choice, MINI_MODELS),
+    # methods and layer weightings (revisal.layer_weights)
+    "methods": _methods, "method": lambda: _single(checks.method_names), "subset_of": _subset_of,
+    "weightings": lambda *args: _value(checks.weighting_names, *args),
     # layers and blocks of the model they belong to
-    "layers": _optional(_layers_of("model")),
-    "identity_layers": _identity_layers,
-    "sensitivity_layers": _optional(_layers_of("sensitivity_model")),
-    "dynamics_layers": _layers_of("dynamics_model"),
-    "qualitative_layer": _with_model("qualitative_model", checks.module_of),
-    "randomization_layer": _with_model("randomization_model", checks.module_of),
-    "randomization_map_layer": _with_model("qualitative_model", checks.module_of),
-    "randomization_blocks": _randomization_blocks,
-    "randomization_target": _value(checks.choice, TARGET_RULES),
-    "qualitative_blocks": _optional(_layers_of("qualitative_model", allow_input=False)),
-    "caption_layers": _caption_layers,
-    # classes and photos
-    "target_class": _class_of("model"),
-    "gt_class": _class_of("qualitative_model"),
-    "photo": _single(checks.photo_names),
-    "photos": _value(checks.photo_names),
-    # data
-    "pointing_dataset": _dataset(checks.POINTING_DATASETS, "data_root", {"voc07": "data/voc", "coco14": "data/coco"}),
-    "image_dataset": _dataset(checks.IMAGE_DATASETS, "imagenet_root", {"imagenet": "data/imagenet/val"}),
-    "data_root": _PATH, "imagenet_root": _PATH, "checkpoint_dir": _PATH,
-    "captioner_checkpoint": _optional(_value(checks.existing_path, "file")),
-    # counts, rates, switches
-    "identity_n": _COUNT, "sensitivity_n": _COUNT, "dynamics_n": _COUNT, "randomization_n": _COUNT,
-    "caption_n": _COUNT, "caption_examples": _COUNT, "weight_images": _COUNT, "batch_size": _COUNT,
-    "image_size": _COUNT, "input_size": _COUNT, "pointing_n": _optional(_COUNT),
-    "fig2_pair": _value(checks.integer, 0),
-    "meta_lr": _value(checks.positive_number), "dynamics_lr": _value(checks.positive_number),
-    "dynamics_seeds": _seeds,
-    "verify_checkpoints": _value(checks.boolean), "imagenet_pretrained": _value(checks.boolean),
-    "torchray_flags": _value(checks.boolean),
-    "train": _optional(_config_fields("TrainConfig", exclude=("model",))),
-    "caption_train": _optional(_config_fields("CaptionerConfig", require=("out",))),
-    # verdict tables: the bootstrap, the two-object images of 00, and each claim's threshold
-    "bootstrap_resamples": _COUNT,
-    # 02's grid pointing game on real photos; 00's optional widgets
-    "grid_model": _imagenet_model, "grid_mosaics": _COUNT, "grid_min_confidence": _probability,
-    "grid_methods": _value(checks.method_names),
-    "interactive": _value(checks.boolean),
-    "selectivity_photos": _value(checks.photo_names),
-    "contrast_class": _class_of("model"),
-    "image_path": _optional(_value(checks.existing_path, "file")),
-    **{name: _value(checks.finite_number) for name in THRESHOLDS},
-    **{name: _value(checks.finite_number, 0.0) for name in MIN_EFFECTS},
-    "min_fit_gap": _value(checks.finite_number, 0.0),  # 04: the epochs Fig. 10 reads
+    "layers_of": lambda key, allow_input: _layers_of(key, allow_input=allow_input),
+    "module_of": lambda key: _with_model(key, checks.module_of),
+    "identity_layers": lambda: _identity_layers, "caption_layers": lambda: _caption_layers,
+    "randomization_blocks": lambda: _randomization_blocks,
+    "randomization_target": lambda: _value(checks.choice, TARGET_RULES),
+    # classes, photos, data, nested training configs
+    "class_of": _class_of, "photos": lambda: _value(checks.photo_names), "photo": lambda: _single(checks.photo_names),
+    "dataset": _dataset_of,
+    "config_fields": lambda config, exclude, require: _config_fields(config, exclude, require),
 }
 
-#: Methods a notebook's verdict reads by name, so its ``methods`` must include them.
-REQUIRED_METHODS = {
-    "02": ("grad_cam", "linear_approx", "selective_normgrad"),
-    "03": ("contrastive_excitation_backprop", "excitation_backprop", "grad_cam", "gradient_sum", "guided_backprop",
-           "linear_approx"),
-}
+
+def resolve(declared: Declared) -> Check:
+    """The check a field's annotation names (None passes it when it is ``optional``).
+
+    Raises:
+        TypeError: an unknown kind, or arguments that kind does not take (a defect of the study).
+    """
+    if declared.kind not in KINDS:
+        raise TypeError(f"{declared}: no such kind of check; expected one of {sorted(KINDS)}")
+    built = KINDS[declared.kind](*declared.args)
+    return _optional(built) if declared.optional else built
