@@ -202,8 +202,9 @@ class Oracle:
         return maps
 
 
-# one unit of work per architecture under make test (conftest.SPLIT_BY_PARAMETER)
-@pytest.fixture(scope="module", params=["vgg16", "resnet50"])
+# one unit of work per architecture (conftest.SPLIT_BY_PARAMETER); VGG16's (≈ 2 worker-minutes, 4× the cost
+# per TorchRay call) runs under make test-paper with the paper profile's other runs, ResNet50's under make test
+@pytest.fixture(scope="module", params=["resnet50", pytest.param("vgg16", marks=pytest.mark.paper_profile)])
 def pipelines(request, voc_root, tmp_path_factory):
     """Both pipelines for one architecture: (ours: results, source, zoo), TorchRay's oracle."""
     arch = request.param
