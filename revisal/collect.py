@@ -3,18 +3,20 @@
 ``collect(model, images, target, layers, rule)`` runs the model once under ``rule`` with a probe at
 each layer, computes the objective outside the rule, and back-propagates once (contrastive EB:
 twice, its rule owns that). It returns, per layer, what the maps need: the output ``x``, its
-gradient ``g = ∂y/∂x`` and, for real-conv sites, pooled statistics of the module input.
+gradient ``g = ∂y/∂x`` and, for real-layer sites, pooled statistics of the module input, all on the
+``[N, C, h, w]`` grid of the layer's layout (:mod:`revisal.layouts`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import Callable, Mapping, NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from revisal.layouts import Layout, resolve_layout
 from revisal.maps import layer_maps
 from revisal.methods import Method
 from revisal.probes import LayerProbe, hooked
@@ -26,28 +28,35 @@ Maps = dict[tuple[str, str], Tensor]
 
 
 class Collected(NamedTuple):
-    output: Tensor  # x, the layer's output
-    grad: Tensor  # g = ∂y/∂x under the rule
-    stats: dict[str, Tensor]  # pooled statistics of the module input (real-conv sites)
+    output: Tensor  # x, the layer's output on its [N, C, h, w] grid
+    grad: Tensor  # g = ∂y/∂x under the rule, on the same grid
+    stats: dict[str, Tensor]  # pooled statistics of the module input (real-layer sites)
+    raw: Tensor  # the layer's output as the module returned it (a vmapped pass's perturbation shapes)
 
 
 def collect(model: nn.Module, images: Tensor, target: Tensor | Callable, layers: list[str], rule: Rule,
             params: dict[str, Tensor] | None = None, *, stats: tuple[str, ...] = (),
-            zeros: dict[str, Tensor] | None = None) -> dict[str, Collected]:
+            zeros: dict[str, Tensor] | None = None,
+            layouts: Mapping[str, str | Layout] | None = None) -> dict[str, Collected]:
     """One forward and one backward (per the rule) of ``model`` on ``images``.
 
     ``params`` replace the model's parameters (``torch.func.functional_call``); ``stats`` are the
     input statistics real-conv sites need; ``zeros`` (one zero tensor per layer, of its output's
-    shape) switch to ``torch.func.grad`` so that the pass runs under ``torch.func.vmap``.
+    shape) switch to ``torch.func.grad`` so that the pass runs under ``torch.func.vmap``; ``layouts``
+    override the layout of a layer's output (:func:`revisal.layouts.resolve_layout`).
     """
     n, modules = images.shape[0], dict(model.named_modules())
     names = list(dict.fromkeys([*layers, *rule.extra_layers()]))
     clock = [0, 0]
     probes = []
+    size = tuple(images.shape[-2:])
     for name in names:
         module = modules[name] if name != INPUT_LAYER else None
-        window = Window.of_conv(module) if stats and isinstance(module, nn.Conv2d) and name in layers else None
-        probes.append(LayerProbe(name, module, window, stats if window else (), name in layers, clock=clock))
+        window = Window.of_layer(module) if stats and isinstance(module, (nn.Conv2d, nn.Linear)) and name in layers \
+            else None
+        resolve = (lambda shape, name=name, module=module: resolve_layout(model, name, module, shape, size, layouts))
+        probes.append(LayerProbe(name, module, window, stats if window else (), name in layers, clock=clock,
+                                 resolve=resolve))
     state = PassState()
     constants = Constants((*model.parameters(), *model.buffers(), *(params or {}).values()))
 
@@ -77,11 +86,12 @@ def collect(model: nn.Module, images: Tensor, target: Tensor | Callable, layers:
             if not y.requires_grad:
                 raise ValueError("target: the objective does not depend on any requested layer")
             grads = dict(zip(names, rule.gradients(y, probes, state)))
-    out = {}
+    out, by_name = {}, {p.name: p for p in probes}
     for name in layers:
         if grads[name] is None:
             raise ValueError(f"layers: the objective does not depend on layer {name!r}")
-        out[name] = Collected(kept[name][0], grads[name].detach(), kept[name][1])
+        (output, input_stats), layout = kept[name], by_name[name].layout
+        out[name] = Collected(layout(output), layout(grads[name].detach()), input_stats, output)
     return out
 
 
@@ -93,6 +103,7 @@ class Request:
     layers: list[str]
     methods: list[Method]
     contrast_layer: str | None = None
+    layouts: dict[str, str | Layout] = field(default_factory=dict)  # per-layer overrides (revisal.layouts)
     by_rule: dict[Rule, list[Method]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -111,7 +122,7 @@ class Request:
         """Every method's map at every layer (``batched``: records carry a vmap dimension of 1)."""
         maps: Maps = {}
         with torch.no_grad():
-            for name, (x, g, stats) in records.items():
+            for name, (x, g, stats, _) in records.items():
                 if batched:
                     x, g, stats = x.squeeze(1), g.squeeze(1), {k: v.squeeze(1) for k, v in stats.items()}
                 module = self.modules[name] if name != INPUT_LAYER else None
@@ -127,7 +138,8 @@ class Request:
         outputs: dict[str, Tensor] = {}
         for rule in rules or self.by_rule:
             methods = self.by_rule[rule]
-            records = collect(self.model, images, target, self.layers, rule, params, stats=self.stats(methods))
+            records = collect(self.model, images, target, self.layers, rule, params, stats=self.stats(methods),
+                              layouts=self.layouts)
             maps.update(self.maps(records, methods))
-            outputs = {name: r.output for name, r in records.items()}
+            outputs = {name: r.raw for name, r in records.items()}
         return maps, outputs

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from revisal.collect import Request
+from revisal.layouts import check_layout_argument
 from revisal.maps import SaliencyMaps
 from revisal.meta import MetaStep, meta_maps
 from revisal.methods import MethodSpec, resolve_methods
@@ -37,6 +38,7 @@ def saliency(
     contrast_layer: str | None = None,
     batch_size: int | None = None,
     progress: bool = False,
+    layout: Mapping[str, str | Callable] | None = None,
 ) -> SaliencyMaps:
     r"""Extract & Aggregate saliency maps (Rebuffi et al., CVPR 2020, Algorithm 1).
 
@@ -82,6 +84,10 @@ def saliency(
             linear map, conv or linear, that runs in the forward pass).
         batch_size: split the batch into chunks of this size (one pass per chunk and rule).
         progress: show a progress bar over chunks.
+        layout: per layer, how its output is laid out, where the model does not say it: ``"nchw"``,
+            ``"nhwc"``, ``"tokens"`` or ``f(t) -> [N, C, h, w]`` (:mod:`revisal.layouts`). Token
+            sequences ``[N, T, C]`` (ViT, DeiT; prefix tokens dropped) and channels-last maps
+            ``[N, H, W, C]`` (Swin, ConvNeXt MLPs) are read from the model; an ambiguous shape is refused.
 
     Returns:
         :class:`SaliencyMaps` with one ``Tensor[N, 1, h, w]`` (float32, or float64 for a float64
@@ -101,6 +107,9 @@ def saliency(
     images = check_images(images)
     check_images_fit_model(model, images)
     layer_names = check_layers(model, layers)
+    layouts = check_layout_argument(layout)
+    if layouts:
+        check_layers(model, list(layouts), "layout")
     method_list = resolve_methods(methods)
     check_methods_at_layers(model, method_list, layer_names)
     if contrast_layer is not None:
@@ -115,7 +124,7 @@ def saliency(
         batch_size = n
     batch_size = check_int(batch_size, "batch_size", minimum=1)
 
-    request = Request(model, layer_names, method_list, contrast_layer)
+    request = Request(model, layer_names, method_list, contrast_layer, layouts)
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]  # before freezing
     hint = "" if meta is None else f"; MetaStep(lr={meta.lr:g}) may step too far, try a smaller lr"
     parts = []

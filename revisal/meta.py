@@ -219,7 +219,7 @@ def _vmapped(request: Request, images: Tensor, target: Tensor | Callable, meta: 
         if rule.vmappable:
             zeros = {name: torch.zeros_like(x) for name, x in outputs.items()}
             one = lambda p, x, t: collect(model, x[None], _objective(t), request.layers, rule, p,  # noqa: E731
-                                          stats=request.stats(methods), zeros=zeros)
+                                          stats=request.stats(methods), zeros=zeros, layouts=request.layouts)
             with torch.inference_mode(False):
                 records = vmap(one, in_dims=(0, 0, tdim))(stepped, images, target)
             maps.update(request.maps(records, methods, batched=True))

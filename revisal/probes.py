@@ -2,11 +2,12 @@
 
 One :class:`LayerProbe` per requested layer. Its forward hook
 
-* keeps the module's output ``x`` and hands the rest of the network ``x + δ`` with ``δ = 0``: the
+* keeps the module's output ``x``, reads its layout (:mod:`revisal.layouts`), and hands the rest of the network ``x + δ`` with ``δ = 0``: the
   gradient at ``x`` is the gradient with respect to ``δ``, also under ``torch.func`` (where ``δ`` is
   an argument), and in-place ops downstream write the sum, never the kept ``x``;
-* for a real-conv site, reduces the module's input to the window statistics the aggregations need
-  right away, so the input itself is not kept.
+* for a real-layer site (a conv, or a Linear applied per location), reduces the module's input,
+  laid out as the output, to the window statistics the aggregations need right away, so the input
+  itself is not kept.
 
 When nothing upstream requires grad (parameters are frozen during a saliency call), no graph is
 recorded below the shallowest requested layer. The hook runs outside any rule's mode, and stays
@@ -24,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from revisal.aggregations import factor_stats
+from revisal.layouts import NCHW, Layout
 from revisal.sites import Window
 
 
@@ -54,9 +56,11 @@ def module_input(module: nn.Module, args: tuple, kwargs: dict) -> Tensor:
 class LayerProbe:
     name: str
     module: nn.Module | None  # None: the network input
-    window: Window | None = None  # real-conv site: patch geometry of the module input
+    window: Window | None = None  # real-layer site: patch geometry of the module input
     stats: tuple[str, ...] = ()  # statistics of the module input to pool over that window
     feature_map: bool = True  # False for a probe kept only for its place in the forward order
+    resolve: Callable[[tuple[int, ...]], Layout] | None = field(default=None, repr=False)  # output shape → layout
+    layout: Layout = field(default=NCHW, repr=False)
     delta: Tensor | None = field(default=None, repr=False)  # given under torch.func, else made here
     output: Tensor | None = field(default=None, repr=False)
     input_stats: dict[str, Tensor] = field(default_factory=dict, repr=False)
@@ -65,11 +69,12 @@ class LayerProbe:
 
     def capture(self, value: object) -> Tensor:
         """Keep ``value`` as this layer's activation and return what the network continues with."""
-        if not isinstance(value, Tensor) or not value.is_floating_point() or (self.feature_map and value.dim() != 4):
+        if not isinstance(value, Tensor) or not value.is_floating_point():
             desc = f"shape {tuple(value.shape)}, dtype {value.dtype}" if isinstance(value, Tensor) else type(value).__name__
-            raise ValueError(
-                f"layers: {self.name!r} outputs {desc}; saliency needs a floating-point feature map [N, C, H, W]"
-            )
+            raise ValueError(f"layers: {self.name!r} outputs {desc}; saliency needs a floating-point feature map "
+                             "[N, C, H, W], [N, H, W, C] or tokens [N, T, C]")
+        if self.feature_map and self.resolve is not None:
+            self.layout = self.resolve(tuple(value.shape))
         self.output = value
         with torch._C.DisableTorchFunction():  # not an op of the model: no rule applies
             if self.delta is None:
@@ -92,8 +97,9 @@ class LayerProbe:
                 "so its output is ambiguous; pick a module that runs once"
             )
         self.order, self.clock[0] = self.clock[0], self.clock[0] + 1
+        out = self.capture(output)
         if self.window is not None:
             with torch.no_grad(), torch._C.DisableTorchFunction():
                 self.input_stats = self.window.pool_stats(
-                    factor_stats(module_input(module, args, kwargs), self.stats, self.window.groups))
-        return self.capture(output)
+                    factor_stats(self.layout(module_input(module, args, kwargs)), self.stats, self.window.groups))
+        return out

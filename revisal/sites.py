@@ -14,7 +14,8 @@ site              contribution at u          shape
 ``scale_avg``     ḡ ⊙ x_u, ḡ = mean_u g_u    vector K   (Grad-CAM's averaged gradient)
 ``conv1x1``       g_u x_uᵀ                   matrix K × K
 ``conv3x3``       g_u x_{u,3×3}ᵀ             matrix K × 9K (identity 3×3 conv, padding 1)
-``conv``          g_u x^{in}_{u,N×N}ᵀ        matrix K' × N²K/groups per group (the real Conv2d)
+``conv``          g_u x^{in}_{u,N×N}ᵀ        matrix K' × N²K/groups per group (the real Conv2d; a
+                                                        Linear applied per location is its 1×1 case)
 ================  =========================  ======================================
 """
 
@@ -49,6 +50,12 @@ class Window:
         """An identity N×N convolution: stride 1, 'same' zero padding."""
         p = size // 2
         return cls(kernel=(size, size), pads=(p, size - 1 - p, p, size - 1 - p))
+
+    @classmethod
+    def of_layer(cls, module: nn.Module) -> "Window":
+        """The patch geometry of a real layer: a conv's, or 1×1 for a Linear applied to every location
+        (a token, or a pixel of a channels-last map: its weight gradient is ``Σ_u g_u x^{in}_uᵀ``)."""
+        return cls.of_conv(module) if isinstance(module, nn.Conv2d) else cls(kernel=(1, 1))
 
     @classmethod
     def of_conv(cls, conv: nn.Conv2d) -> "Window":
@@ -122,8 +129,8 @@ class Site:
 
 
 def _conv_window(module: nn.Module | None) -> Window:
-    assert isinstance(module, nn.Conv2d)
-    return Window.of_conv(module)
+    assert isinstance(module, (nn.Conv2d, nn.Linear))
+    return Window.of_layer(module)
 
 
 BIAS = Site("bias", "g_u", "vector", "none", contribution=lambda g, x: g)

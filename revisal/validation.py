@@ -96,20 +96,20 @@ def check_layers(model: nn.Module, layers: object, name: str = "layers") -> list
 
 def check_methods_at_layers(model: nn.Module, methods: Iterable[object], layers: Iterable[str],
                             name: str = "methods") -> None:
-    """Every method can run at every layer: a method whose site is the layer's own convolution
-    (``normgrad_conv``: ``x^in`` of a real ``nn.Conv2d``) only at ``nn.Conv2d`` layers, never at
-    the network input or another module. ``methods`` are :class:`revisal.Method` objects; the
+    """Every method can run at every layer: a method whose site is the layer's own weights
+    (``normgrad_conv``: ``x^in`` of a real ``nn.Conv2d``, or of an ``nn.Linear`` applied per token or
+    pixel) only at such layers, never at the network input or another module. ``methods`` are :class:`revisal.Method` objects; the
     model may be a skeleton on the meta device (only its module types are read)."""
     modules = dict(model.named_modules())
     for method in methods:
         if method.site.needs_conv:  # type: ignore[attr-defined]
             for layer in layers:
                 module = modules.get(layer) if layer != INPUT_LAYER else None
-                if not isinstance(module, nn.Conv2d):
+                if not isinstance(module, (nn.Conv2d, nn.Linear)):
                     kind = "the network input" if module is None else type(module).__name__
                     raise ValueError(
-                        f"{name}: {method.name!r} uses the layer's own convolution, but layer {layer!r} is "  # type: ignore[attr-defined]
-                        f"{kind}, not an nn.Conv2d; request it only at conv layers"
+                        f"{name}: {method.name!r} uses the layer's own weights, but layer {layer!r} is "  # type: ignore[attr-defined]
+                        f"{kind}, not an nn.Conv2d or a per-location nn.Linear; request it only at such layers"
                     )
 
 
