@@ -61,7 +61,10 @@ def explain_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="FILE", help="a state dict to load into the model (nothing is downloaded)")
     p.add_argument("--download", action="store_true", help="allow fetching published weights that are not on disk")
     p.add_argument("--layers", nargs="+", metavar="LAYER",
-                   help="module names to explain at ('' = the input); default: the model's preset (see --list-layers)")
+                   help="module names to explain at ('' = the input); default or 'auto': the model's preset, one "
+                        "block per stage (see --list-layers)")
+    p.add_argument("--layout", action="append", default=[], metavar="LAYER=KIND",
+                   help="the layout of a layer whose output revisal cannot read from the model: nchw, nhwc or tokens")
     p.add_argument("--methods", nargs="+", metavar="METHOD", help="names in revisal.METHODS; default: the six "
                    "non-invasive methods (gradient, gradient_sum, linear_approx, grad_cam, normgrad, selective_normgrad)")
     p.add_argument("--target", help="class index or exact class name to explain; default: each image's top-1")
@@ -86,6 +89,8 @@ def explain_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def explain_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from revisal import explain as ex
     from revisal.explain_output import check_output, output_files, table_row, write_table
+    from revisal.layouts import check_layout_argument
+    from revisal.validation import check_layers
 
     if not args.list_layers:
         if not args.images:
@@ -105,14 +110,22 @@ def explain_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -
             except (RuntimeError, AssertionError) as error:
                 parser.error(f"--device: {args.device!r} is not usable here ({error})")
         paths = ex.image_paths(args.images) if not args.list_layers else []
+        # a torchvision/timm architecture's layers need no weights
+        architecture = args.list_layers and args.weights is None and not args.download \
+            and args.model.startswith(("torchvision:", "timm:"))
         zoo = ex.load(args.model, weights=args.weights, download=args.download, normalize=args.normalize,
-                            input_size=args.size, classes=args.classes)
+                      input_size=args.size, classes=args.classes, random_weights=architecture)
         if args.list_layers:
             print(f"{zoo.name}: modules that revisal.saliency can explain at {zoo.input_size}² input "
-                  "(conv = a real nn.Conv2d, where normgrad_conv applies; preset = default --layers)")
+                  "(real = a conv or per-location Linear, where normgrad_conv applies; preset = default --layers; "
+                  "ambiguous = give its layout with --layout NAME=nchw|nhwc)")
             print(ex.format_layers(ex.list_layers(zoo), zoo.layers))
             return 0
-        ex.check_arguments(zoo, layers=args.layers, methods=args.methods, target=args.target,
+        layers = None if args.layers == ["auto"] else args.layers
+        layout = check_layout_argument(dict(item.partition("=")[::2] for item in args.layout))
+        if layout:
+            check_layers(zoo.model, list(layout), "--layout")
+        ex.check_arguments(zoo, layers=layers, methods=args.methods, target=args.target,
                            batch_size=args.batch_size, meta_lr=args.meta)
         skipped = _unreadable(ex.check_image_files(paths, zoo.input_size), len(paths), args.skip_unreadable)
         paths = [p for p in paths if p not in skipped]
@@ -122,9 +135,9 @@ def explain_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         extra = {"weights": args.weights, "weights_sha256": ex.weights_digest(Path(args.weights) if args.weights else None),
                  "meta_lr": args.meta, "input_size": zoo.input_size, "normalize": repr(zoo.normalize),
                  "model_mode": "eval (BatchNorm running statistics, no dropout)"}
-        results = ex.explain(zoo, paths, layers=args.layers, methods=args.methods, target=args.target,
+        results = ex.explain(zoo, paths, layers=layers, methods=args.methods, target=args.target,
                              meta_lr=args.meta, batch_size=args.batch_size, device=args.device,
-                             progress=not args.no_progress, check=False)
+                             progress=not args.no_progress, check=False, layout=layout)
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"revisal explain: error: {error}", file=sys.stderr)
         return 2

@@ -39,18 +39,22 @@ class LayerInfo:
     kind: str
     shape: tuple[int, ...] | None
     calls: int
-    conv: bool
+    conv: bool  # a real layer (nn.Conv2d, or an nn.Linear applied per location): normgrad_conv applies
+    layout: str = ""  # how its output is read (revisal.layouts): "nchw", "nhwc", "tokens P+h×w"; "" if it cannot be
 
     @property
     def explainable(self) -> bool:
-        """Runs once per forward and returns a 4-D feature map: ``revisal.saliency`` can explain it."""
-        return self.calls == 1 and self.shape is not None and len(self.shape) == 4
+        """Runs once per forward and returns a map revisal reads (a feature map, channels-last, or
+        tokens on a known grid), or one of a layout it would refuse (listed as ambiguous)."""
+        return self.calls == 1 and self.shape is not None and len(self.shape) in (3, 4) and (
+            bool(self.layout) or len(self.shape) == 4)
 
 
 def list_layers(zoo: ZooModel) -> list[LayerInfo]:
     """Every module of ``zoo.model`` (``""`` = the input) with its output shape on one image of the
-    model's input size, its call count, and whether it is a real ``nn.Conv2d`` (where
-    ``normgrad_conv`` applies). The model is left as found."""
+    model's input size, its call count, whether it is a real layer (where ``normgrad_conv`` applies)
+    and the layout revisal reads its output with (:mod:`revisal.layouts`). The model is left as found."""
+    from revisal.layouts import Grid, resolve_layout
     from revisal.probes import hooked
     from revisal.state import preserved_state
 
@@ -70,24 +74,39 @@ def list_layers(zoo: ZooModel) -> list[LayerInfo]:
     with preserved_state(model), hooked((module, "forward", hook(name)) for name, module in modules):
         with torch.no_grad():
             model.eval()(zoo.normalize(pixels))
-    out = [LayerInfo("", "input", tuple(pixels.shape), 1, False)]
+    def layout(name: str, module: nn.Module, shape: tuple[int, ...] | None) -> str:
+        if shape is None or len(shape) not in (3, 4):
+            return ""
+        try:
+            found = resolve_layout(model, name, module, shape, (zoo.input_size, zoo.input_size))
+        except ValueError:
+            return ""
+        if isinstance(found, Grid) and found.kind == "tokens":
+            return f"tokens {found.prefix}+{found.grid[0]}×{found.grid[1]}"
+        return found.kind if isinstance(found, Grid) else "given"
+
+    out = [LayerInfo("", "input", tuple(pixels.shape), 1, False, "nchw")]
     for name, module in modules:
         shapes = seen.get(name, [])
-        out.append(LayerInfo(name, type(module).__name__, shapes[0] if shapes else None, len(shapes),
-                             isinstance(module, nn.Conv2d)))
+        shape = shapes[0] if shapes else None
+        real = isinstance(module, nn.Conv2d) or (isinstance(module, nn.Linear) and shape is not None and len(shape) > 2)
+        out.append(LayerInfo(name, type(module).__name__, shape, len(shapes), real, layout(name, module, shape)))
     return out
 
 
 def format_layers(infos: Iterable[LayerInfo], preset: Sequence[str] = ()) -> str:
-    """One line per explainable module: name, type, output shape; ``conv`` marks a real nn.Conv2d,
-    ``preset`` the model's default layers."""
-    lines = [f"{'layer':<40} {'type':<22} {'output':<20} marks"]
+    """One line per explainable module: name, type, output shape, layout; ``real`` marks a real
+    layer (normgrad_conv applies), ``preset`` the model's default layers, ``ambiguous`` a map whose
+    layout revisal will not guess (give ``--layout NAME=nchw|nhwc``)."""
+    lines = [f"{'layer':<40} {'type':<22} {'output':<16} {'layout':<16} marks"]
     for info in infos:
         if not info.explainable:
             continue
-        marks = [m for m, on in (("conv", info.conv), ("preset", info.name in preset)) if on]
+        marks = [m for m, on in (("real", info.conv), ("preset", info.name in preset),
+                                 ("ambiguous", not info.layout)) if on]
         shape = "×".join(map(str, info.shape[1:]))
-        lines.append(f"{info.name or '(input)':<40} {info.kind:<22} {shape:<20} {' '.join(marks)}")
+        lines.append(f"{info.name or '(input)':<40} {info.kind:<22} {shape:<16} {info.layout or '?':<16} "
+                     f"{' '.join(marks)}")
     return "\n".join(lines)
 
 
@@ -155,12 +174,13 @@ def check_arguments(zoo: ZooModel, *, layers: Sequence[str] | None = None, metho
 def explain(zoo: ZooModel, paths: Sequence[Path], *, layers: Sequence[str] | None = None,
             methods: Sequence[str] | None = None, target: int | str | None = None, meta_lr: float | None = None,
             batch_size: int = 8, device: str | torch.device = "cpu", progress: bool = True,
-            check: bool = True) -> Iterator[Explanation]:
+            check: bool = True, layout: dict[str, str] | None = None) -> Iterator[Explanation]:
     """Explain every image in ``paths`` (yielded one by one, computed ``batch_size`` at a time).
 
     For image i with logits z_i the explained class is ``target`` (or argmax z_i); each map is
     :func:`revisal.saliency` of that class's logit at every (method, layer), with meta-saliency
-    (one inner SGD step, ``revisal.MetaStep(lr=meta_lr)``) when ``meta_lr`` is given.
+    (one inner SGD step, ``revisal.MetaStep(lr=meta_lr)``) when ``meta_lr`` is given; ``layout``
+    names the layout of layers the model does not state (:mod:`revisal.layouts`).
 
     Every argument, and (with ``check``) every image, is checked when this is called, before any
     image is explained: one unreadable image raises :class:`~revisal.explain_images.ImageError`
@@ -187,11 +207,12 @@ def explain(zoo: ZooModel, paths: Sequence[Path], *, layers: Sequence[str] | Non
         warnings.warn(f"model: {len(training)} modules in training mode (e.g. {training[0]}); explained in eval mode "
                       "(BatchNorm running statistics, no dropout) and left in training mode", stacklevel=2)
     meta = MetaStep(lr=float(meta_lr)) if meta_lr is not None else None
-    return _explained(zoo, paths, layers, methods, fixed, meta, batch_size, torch.device(device), progress)
+    return _explained(zoo, paths, layers, methods, fixed, meta, batch_size, torch.device(device), progress, layout)
 
 
 def _explained(zoo: ZooModel, paths: list[Path], layers: list[str], methods: list[str], fixed: int | None,
-               meta, batch_size: int, device: torch.device, progress: bool) -> Iterator[Explanation]:
+               meta, batch_size: int, device: torch.device, progress: bool,
+               layout: dict[str, str] | None = None) -> Iterator[Explanation]:
     """The batches of :func:`explain`, each computed with the model in eval mode on ``device`` and
     restored (:func:`revisal.state.preserved_state`) before its results are yielded."""
     from tqdm import tqdm
@@ -216,7 +237,8 @@ def _explained(zoo: ZooModel, paths: list[Path], layers: list[str], methods: lis
                     probs = model(inputs).float().softmax(-1)
                 top = probs.topk(min(5, probs.shape[-1]), dim=-1)
                 targets = [fixed if fixed is not None else int(top.indices[k, 0]) for k in range(len(chunk))]
-                maps = saliency(model, inputs, torch.tensor(targets, device=device), layers, methods, meta=meta)
+                maps = saliency(model, inputs, torch.tensor(targets, device=device), layers, methods, meta=meta,
+                                layout=layout)
             shapes = {layer: tuple(maps[methods[0], layer].shape[-2:]) for layer in layers}
             full = maps.resized(side)
             stack = torch.stack([torch.stack([full[m, layer][:, 0] for layer in layers], 1) for m in methods], 1)

@@ -56,7 +56,7 @@ def _identity(x: Tensor) -> Tensor:
 
 def load(spec: str, *, weights: str | Path | None = None, download: bool = False,
          normalize: str | None = None, input_size: int | None = None,
-         classes: Sequence[str] | str | Path | None = None, **options) -> ZooModel:
+         classes: Sequence[str] | str | Path | None = None, random_weights: bool = False, **options) -> ZooModel:
     """The model named by ``spec`` (see the module docstring), in eval mode, wrapped with its
     preprocessing, class names and default layers.
 
@@ -68,6 +68,8 @@ def load(spec: str, *, weights: str | Path | None = None, download: bool = False
             reproduction's ``checkpoint=`` / ``path=``); zoo names only.
         weights: a state-dict file to load (replaces any published weights; nothing is fetched).
         download: allow fetching published weights that are not on disk.
+        random_weights: a ``torchvision:``/``timm:`` architecture with random weights (nothing read or
+            fetched): enough to list its layers and their layouts.
         normalize: a key of :data:`NORMALIZATIONS`; default: the zoo preset, timm's config, or
             ImageNet mean/std.
         input_size: the square side images are cropped to (default: the preset's, else 224).
@@ -91,9 +93,9 @@ def load(spec: str, *, weights: str | Path | None = None, download: bool = False
     if not rest:
         zoo = _zoo(spec, weights_path, download, options)
     elif kind == "torchvision":
-        zoo = _torchvision(rest, weights_path, download)
+        zoo = _torchvision(rest, weights_path, download, random_weights)
     elif kind == "timm":
-        zoo = _timm(rest, weights_path, download)
+        zoo = _timm(rest, weights_path, download, random_weights)
     else:
         zoo = _user(kind, rest, weights_path)
     if normalize is not None:
@@ -201,7 +203,7 @@ def _require_torchvision_cached(name: str, weights_enum: str) -> None:
             f"or --weights FILE for a state dict you already have.")
 
 
-def _torchvision(name: str, weights: Path | None, download: bool) -> ZooModel:
+def _torchvision(name: str, weights: Path | None, download: bool, random_weights: bool = False) -> ZooModel:
     import torchvision
 
     available = torchvision.models.list_models()
@@ -209,10 +211,11 @@ def _torchvision(name: str, weights: Path | None, download: bool) -> ZooModel:
         close = difflib.get_close_matches(name, available, n=3)
         raise ValueError(f"model: torchvision has no model {name!r}; did you mean {close}?")
     published = None
-    if weights is not None:
+    if weights is not None or random_weights:
         model = torchvision.models.get_model(name, weights=None)
-        load_state(model, weights)
-        notes = f"torchvision {name}, weights from {weights}"
+        if weights is not None:
+            load_state(model, weights)
+        notes = f"torchvision {name}, " + (f"weights from {weights}" if weights else "random weights")
     else:
         default = torchvision.models.get_model_weights(name).DEFAULT
         if not download:
@@ -234,7 +237,7 @@ def _torchvision(name: str, weights: Path | None, download: bool) -> ZooModel:
                     layers=_default_layers(model), input_size=int(preprocess.crop_size[0]), notes=notes)
 
 
-def _timm(name: str, weights: Path | None, download: bool) -> ZooModel:
+def _timm(name: str, weights: Path | None, download: bool, random_weights: bool = False) -> ZooModel:
     try:
         import timm
     except ImportError:  # pragma: no cover - a declared dependency
@@ -243,7 +246,8 @@ def _timm(name: str, weights: Path | None, download: bool) -> ZooModel:
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         raise ValueError(f"model: timm has no model {name!r}; did you mean {close}?")
     overlay = None
-    if weights is None and not download:
+    weights_needed = weights is None and not random_weights
+    if weights_needed and not download:
         cfg = timm.models.get_pretrained_cfg(name)
         repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
         cached = None
@@ -260,7 +264,7 @@ def _timm(name: str, weights: Path | None, download: bool) -> ZooModel:
                 f"model: timm:{name} needs weights, and they are not in the Hugging Face cache"
                 f"{f' (repo {repo})' if repo else ''}. Pass --download to fetch them, or --weights FILE.")
         overlay = {"file": cached}
-    model = timm.create_model(name, pretrained=weights is None,
+    model = timm.create_model(name, pretrained=weights_needed,
                               **({"pretrained_cfg_overlay": overlay} if overlay else {}))
     if weights is not None:
         load_state(model, weights)
@@ -268,7 +272,7 @@ def _timm(name: str, weights: Path | None, download: bool) -> ZooModel:
     normalize = Normalize(tuple(data["mean"]), tuple(data["std"]))
     size = int(data["input_size"][-1])
     return ZooModel(name=f"timm:{name}", model=model.eval(), normalize=normalize,
-                    classes=_timm_classes(model) if weights is None else _numbered(_output_size(model) or 0),
+                    classes=_timm_classes(model) if weights_needed else _numbered(_output_size(model) or 0),
                     layers=_default_layers(model), input_size=size,
                     notes=f"timm {name}" + (f", weights from {weights}" if weights else ""))
 
@@ -343,7 +347,24 @@ def _output_size(model: nn.Module) -> int | None:
 
 
 def _default_layers(model: nn.Module, count: int = 4) -> tuple[str, ...]:
-    """``count`` convolutions spread from a quarter of the depth to the deepest (none → the input)."""
+    """One block per stage: a hierarchical transformer's or ConvNeXt's stage ends (timm's
+    ``feature_info``; torchvision's ``features`` stages of blocks); a ViT's blocks evenly spaced (not
+    the last when the head reads the class token: its patch tokens get no gradient); else ``count``
+    convolutions spread from a quarter of the depth to the deepest (none → the input)."""
+    names = dict(model.named_modules())
+    if any(isinstance(m, nn.LayerNorm) for m in names.values()):
+        blocks = [f"{path}.{name}" for path in ("blocks", "encoder.layers") if path in names
+                  for name, _ in names[path].named_children()]
+        if blocks:
+            if getattr(model, "global_pool", "token") == "token" and len(blocks) > 1:
+                blocks = blocks[:-1]
+            picks = np.linspace(0, len(blocks) - 1, num=min(count, len(blocks))).round().astype(int)
+            return tuple(dict.fromkeys(blocks[i] for i in picks))
+        stages = [f["module"] for f in getattr(model, "feature_info", None) or [] if f.get("module") in names] or [
+            f"features.{i}" for i, m in enumerate(getattr(model, "features", [])) if
+            isinstance(m, nn.Sequential) and len(m) and all(type(b).__name__.endswith("Block") for b in m)]
+        if len(stages) > 1:
+            return tuple(stages)
     convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         return ("",)

@@ -119,8 +119,8 @@ def test_user_model_from_module_path(tmp_path, photo_dir, monkeypatch, capsys):
     assert rc == 0
     listing = capsys.readouterr().out
     rows = {line.split()[0]: line for line in listing.splitlines()[2:]}
-    assert rows["0"].split()[3:] == ["conv", "preset"] and rows["2"].split()[2:4] == ["8×15×15", "conv"]
-    assert rows["1"].split()[3:] == []  # the ReLU: explainable, not a conv
+    assert rows["0"].split()[3:] == ["nchw", "real", "preset"] and rows["2"].split()[2:5] == ["8×15×15", "nchw", "real"]
+    assert rows["1"].split()[3:] == ["nchw"]  # the ReLU: explainable, not a real layer
     assert rows["4"].split()[2] == "8×1×1"  # the pool's output is still a (1×1) feature map
     assert "5" not in rows and "6" not in rows  # Flatten's and the Linear's are not
     out = tmp_path / "out"
@@ -261,3 +261,29 @@ def test_class_names_follow_the_model_output(tmp_path, monkeypatch):
         load_model("convhead:build", input_size=16, classes=tmp_path / "three.txt")
     with pytest.raises(ValueError, match=r"expected class scores \[N, K\]"):
         load_model("convhead:bad", input_size=16)
+
+
+@pytest.mark.parametrize("name, blocks, grid", [
+    ("vit_tiny_patch16_224", ["blocks.0", "blocks.3", "blocks.7", "blocks.10"], (14, 14)),  # of 0…10, not 11
+    ("swin_tiny_patch4_window7_224", ["layers.0", "layers.1", "layers.2", "layers.3"], (56, 56)),
+])  # grid: the first block's map
+def test_explain_a_timm_transformer_with_a_weights_file(tmp_path, photo_dir, capsys, name, blocks, grid):
+    """--list-layers needs the architecture only; the run reads the weights file, picks one block per
+    stage (--layers auto) and writes maps at the input size, as for a CNN."""
+    import timm
+
+    assert main(["explain", "--model", f"timm:{name}", "--list-layers"]) == 0
+    listing = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:]}
+    assert listing[blocks[0]][3] == ("tokens" if "vit" in name else "nhwc") and "preset" in listing[blocks[0]]
+    torch.manual_seed(0)
+    weights = tmp_path / "weights.pth"
+    torch.save(timm.create_model(name, pretrained=False).state_dict(), weights)
+    out = tmp_path / "out"
+    rc = main(["explain", str(photo_dir / "sub" / "coffee.jpg"), "--model", f"timm:{name}", "--weights", str(weights),
+               "--layers", "auto", "--methods", "grad_cam", "normgrad", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    meta = json.loads((out / "coffee.json").read_text())
+    assert meta["maps"]["layers"] == blocks
+    maps = np.load(out / "coffee.npy")
+    assert maps.shape == (2, 4, 224, 224) and np.isfinite(maps).all() and maps[1].max() > 0
+    assert tuple(meta["maps"]["layer_resolution"][blocks[0]]) == grid

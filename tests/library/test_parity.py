@@ -91,3 +91,27 @@ def test_grad_cam_matches_pytorch_grad_cam(case):
         assert want.std() > 0.05  # a non-trivial map, not two blank images agreeing
         ours = scale_cam_image(scale_cam_image(maps.numpy("grad_cam", layer), size))
         np.testing.assert_allclose(ours, want, rtol=0, atol=1e-6)
+
+
+def test_grad_cam_on_a_vit_block_matches_pytorch_grad_cam_with_its_reshape_transform():
+    """A timm ViT block (tokens, class token first): pytorch-grad-cam with the ``reshape_transform``
+    its users write (drop the class token, put the patches on their grid) against revisal reading the
+    layout from the model. Same post-processing and tolerance as above."""
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=5, img_size=64, patch_size=16,
+                              depth=2, global_pool="avg").eval().double()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    ids = [1, 3]
+    maps = revisal.saliency(model, x, torch.tensor(ids), ["blocks.0"], ["grad_cam"])
+
+    def reshape_transform(t):
+        return t[:, 1:].reshape(t.shape[0], 4, 4, t.shape[2]).permute(0, 3, 1, 2)
+
+    theirs = frozen(model)
+    with pgc.GradCAM(model=theirs, target_layers=[theirs.blocks[0]], reshape_transform=reshape_transform) as cam:
+        want = cam(input_tensor=x.clone().requires_grad_(True), targets=[ClassifierOutputTarget(c) for c in ids])
+    assert want.std() > 0.05
+    ours = scale_cam_image(scale_cam_image(maps.numpy("grad_cam", "blocks.0"), (64, 64)))
+    np.testing.assert_allclose(ours, want, rtol=0, atol=1e-6)
