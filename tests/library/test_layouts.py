@@ -9,6 +9,7 @@ dropped, row-major), channels-last maps used as they are. Everything runs in flo
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -299,5 +300,21 @@ def test_a_layout_that_contradicts_the_shape_is_refused(layout, match):
 @pytest.mark.parametrize("method", ["guided_backprop", "deconvnet", "excitation_backprop"])
 def test_invasive_rules_are_refused_on_a_transformer(method):
     model = _model("timm_vit")
-    with pytest.raises(ValueError, match=method.split("_")[0]):
+    with pytest.raises(ValueError, match=rf"'{method}' .*'scaled_dot_product_attention' \(in module 'blocks.1.attn'\)"):
         revisal.saliency(model, _images(), 0, ["blocks.0"], [method])
+    with pytest.raises(ValueError, match=rf"'{method}' .*'gelu' \(in module 'act'\).*refused"):
+        revisal.saliency(PermutedCNN().double().eval(), _images(), 0, ["conv"], [method])
+
+
+@pytest.mark.parametrize("family, layer", [("timm_vit", "blocks.0"), ("timm_swin", "layers.1")])
+def test_the_adapters_read_the_layout_too(family, layer):
+    """The Quantus explain_func and the Captum-style LayerAttribution give revisal.saliency's maps."""
+    from revisal.adapters import LayerAttribution, quantus_explain_func
+
+    model = _model(family)
+    images, ids = _images(), torch.tensor([3, 0])
+    want = revisal.saliency(model, images, ids, [layer], ["normgrad"])["normgrad", layer]
+    got = LayerAttribution(model, layer, "normgrad").attribute(images, ids)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    quantus = quantus_explain_func(model, images.numpy(), ids.numpy(), method="normgrad", layer=layer, resize=False)
+    np.testing.assert_array_equal(quantus, want.float().numpy())
