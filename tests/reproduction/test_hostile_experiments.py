@@ -235,7 +235,7 @@ def test_a_method_that_cannot_run_at_a_layer_exits_2_before_any_work(no_compute,
     """Methods × layers are checked with the other arguments, by the library's own rule (the error
     :func:`revisal.saliency` gives), not after the data was read and the layer weights computed."""
     err = refused(argv + ["--cache-root", str(tmp_path)], capsys)
-    assert "--methods" in err and "uses the layer's own convolution" in err
+    assert "--methods" in err and "uses the layer's own weights" in err
     for text in expected:
         assert text in err
     assert not any(tmp_path.iterdir())
