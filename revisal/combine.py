@@ -169,12 +169,16 @@ def combine_many(per_layer: Sequence[Tensor], weightings: Sequence[tuple[Sequenc
     normalized = [torch.where(flat[:, j, None, None, None].to(m.device), fill, _normalized(m))  # checked, then resized
                   for j, m in enumerate(maps)]
     dtype = per_layer[0].dtype if per_layer[0].is_floating_point() else torch.float32
-    return [_weighted(normalized, flat, w, mode, constant).to(dtype) for w, mode in checked]
+    logs = [m.log() for m in normalized] if any(mode == "product" for _, mode in checked) else []  # once for all
+    return [_weighted(normalized, logs, flat, w, mode, constant).to(dtype) for w, mode in checked]
 
 
-def _weighted(normalized: list[Tensor], flat: Tensor, w: Tensor, mode: str, constant: ConstantRule) -> Tensor:
-    """``Σ_j w_j m_j`` or ``Π_j m_j^{w_j}`` of the normalised maps, with ``w`` renormalised per image
-    over its non-constant maps under ``constant="omit"`` (float64)."""
+def _weighted(normalized: list[Tensor], logs: list[Tensor], flat: Tensor, w: Tensor, mode: str,
+              constant: ConstantRule) -> Tensor:
+    """``Σ_j w_j m_j`` or ``Π_j m_j^{w_j} = exp(Σ_j w_j log m_j)`` of the normalised maps (``logs``:
+    their logarithms, shared by every product), with ``w`` renormalised per image over its
+    non-constant maps under ``constant="omit"`` (float64). A term with w_j = 0 is left out of the
+    exponent, so 0^0 = 1 and NaN^0 = 1 as ``pow`` has them."""
     gamma = w.to(normalized[0].device)[None, :].expand(len(flat), -1)  # [N, J]
     if constant == "omit":
         gamma = gamma * (~flat.to(gamma.device))
@@ -183,10 +187,10 @@ def _weighted(normalized: list[Tensor], flat: Tensor, w: Tensor, mode: str, cons
     g = [gamma[:, j, None, None, None] for j in range(len(normalized))]
     if mode == "sum":
         return sum(gj * m for gj, m in zip(g, normalized))
-    out = torch.ones_like(normalized[0])
-    for gj, m in zip(g, normalized):
-        out = out * m.pow(gj)  # 0^0 = 1: an omitted map is the product's neutral element
-    return out
+    exponent = torch.zeros_like(normalized[0])
+    for gj, log in zip(g, logs):
+        exponent = exponent + torch.where(gj > 0, gj * log, 0.0)  # an omitted map is the product's neutral element
+    return exponent.exp()
 
 
 def _check_weights(weights: object, count: int) -> Tensor:
