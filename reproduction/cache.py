@@ -38,7 +38,8 @@ _PLACE_KEY = "__part__"  # where the part was written: "<kind>/<key>/<index>" (f
 #: Modules that do not shape cached numbers: figure and table writers (with the published numbers
 #: they print beside ours), command lines, downloads and parameter checks. Paths relative to revisal/.
 NOT_IN_CODE_VERSION = ("plotting.py", "charts.py", "report.py", "paper.py", "tables.py", "datasets/download.py",
-                       "params.py", "parameter_checks.py", "checks.py", "verdicts.py", "readme.py", "studies/__init__.py")
+                       "params.py", "parameter_checks.py", "checks.py", "verdicts.py", "readme.py", "studies/__init__.py",
+                       "provenance.py")
 
 
 def source_digest(root: str | os.PathLike) -> str:

@@ -125,6 +125,23 @@ def _all_rows(figures: Path) -> list[tuple[str, dict]]:
             for row in _verdict_rows(figures / f"verdicts_{number_}.csv", stem)]
 
 
+def provenance_line(figures: Path) -> str:
+    """Which commit the committed figures come from (``figures/MANIFEST.json``), on what, how long."""
+    path = _require(figures / "MANIFEST.json", "the figures' manifest (make figures writes it)")
+    data = json.loads(path.read_text())
+    commits = data.get("commits") or ["unknown"]
+    outputs = data.get("outputs", {}).values()
+    devices = sorted({o.get("device") for o in outputs if o.get("device")})
+    wall = sum(v for v in data.get("notebooks_wall_s", {}).values() if v)
+    tree = "a tree with uncommitted changes" if data.get("dirty") else "a clean tree"
+    device = ", ".join(devices) or "an unknown device"
+    notebooks = len(data.get("notebooks_wall_s", {}))
+    return (f"Figures: made at commit `{', '.join(c[:12] for c in commits)}` ({tree}) on {device}, {notebooks} "
+            f"notebooks in {wall:.0f} s of notebook time. `python -m reproduction.provenance` says whether HEAD's "
+            "code is still that commit's; each sidecar, and `figures/MANIFEST.json`, names the notebook cell that "
+            "wrote its output.")
+
+
 def outcome(figures: Path) -> str:
     """One line: how many of the paper's claims this run supports, and how many it does not."""
     rows = [row for _, row in _all_rows(figures)]
@@ -246,7 +263,8 @@ def gallery(figures: Path, prefix: str = "figures") -> str:
 
 
 SECTIONS: dict[str, Callable[[Path], str]] = {
-    "outcome": outcome, "claims": claims, "pointing": pointing, "models": lambda figures: models_section(), "captioner": captioner,
+    "outcome": outcome, "provenance": provenance_line,
+    "claims": claims, "pointing": pointing, "models": lambda figures: models_section(), "captioner": captioner,
     "table2": lambda figures: table2(),
     "gallery": gallery, "grid": grid_section,
 }

@@ -1,8 +1,9 @@
 """Write figures (PDF + PNG) and tables (CSV + Markdown + LaTeX), each with a JSON sidecar.
 
 Every file is written atomically (:func:`revisal.files.atomic_write`), so an interrupted run never
-leaves a half-written artefact. Sidecars record the profile, parameters, seed and library versions;
-they carry no timestamps, so re-running gives identical sidecars.
+leaves a half-written artefact. Sidecars record the profile, parameters, seed and library versions,
+and the output's provenance (:mod:`reproduction.provenance`: commit, notebook and cell, config and
+parameters hash, device, time since the notebook started).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def versions() -> dict[str, str]:
 
 
 def write_sidecar(path: Path, *, kind: str, files: list[Path], profile: str, parameters: Mapping[str, Any],
-                  seed: int | None, extra: Mapping[str, Any] | None = None) -> Path:
+                  seed: int | None, extra: Mapping[str, Any] | None = None, notebook: str | None = None) -> Path:
+    from reproduction.provenance import record as provenance
+
     record = {
         "kind": kind,
         "files": [f.name for f in files],
@@ -52,6 +55,7 @@ def write_sidecar(path: Path, *, kind: str, files: list[Path], profile: str, par
         "parameters": jsonable(parameters),
         "seed": seed,
         "versions": versions(),
+        "provenance": provenance(profile, parameters, notebook),
         **jsonable(extra or {}),
     }
     return atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -59,7 +63,7 @@ def write_sidecar(path: Path, *, kind: str, files: list[Path], profile: str, par
 
 def save_figure(fig, name: str, *, out_dir: str | os.PathLike = "figures", profile: str,
                 parameters: Mapping[str, Any], seed: int | None = None, dpi: int = 150,
-                values: Sequence[Mapping[str, Any]] | Any | None = None) -> list[Path]:
+                values: Sequence[Mapping[str, Any]] | Any | None = None, notebook: str | None = None) -> list[Path]:
     """Save a matplotlib figure as ``<name>.pdf`` and ``<name>.png`` (``dpi`` ≥ 150) plus
     ``<name>.json``; ``values``, the plotted numbers (same-keyed rows, or a pandas DataFrame), go to
     ``<name>.csv`` beside them, so a figure can be re-plotted or checked without re-running."""
@@ -77,7 +81,7 @@ def save_figure(fig, name: str, *, out_dir: str | os.PathLike = "figures", profi
     if values is not None:
         files.append(atomic_write(out / f"{name}.csv", _values_csv(values)))
     files.append(write_sidecar(out / f"{name}.json", kind="figure", files=files, profile=profile,
-                               parameters=parameters, seed=seed))
+                               parameters=parameters, seed=seed, notebook=notebook))
     return files
 
 
@@ -147,12 +151,12 @@ def _csv_text(columns: list[str], rows: Sequence[Mapping[str, Any]]) -> str:
 
 def save_table(rows: Sequence[Mapping[str, Any]], name: str, *, out_dir: str | os.PathLike = "figures",
                profile: str, parameters: Mapping[str, Any], seed: int | None = None, digits: int = 2,
-               extra: Mapping[str, Any] | None = None, notes: Sequence[str] = ()) -> list[Path]:
+               extra: Mapping[str, Any] | None = None, notes: Sequence[str] = (), notebook: str | None = None) -> list[Path]:
     """Save ``rows`` as ``<name>.csv``, ``.md``, ``.tex`` plus ``<name>.json`` (with ``extra`` and
     the ``notes`` in it); see :func:`table_text` for empty cells and notes."""
     out = project_path(out_dir)
     files = [atomic_write(out / f"{name}.{ext}", text) for ext, text in table_text(rows, digits, notes).items()]
     extra = {**(extra or {}), **({"notes": list(notes)} if notes else {})}
     files.append(write_sidecar(out / f"{name}.json", kind="table", files=files, profile=profile,
-                               parameters=parameters, seed=seed, extra=extra or None))
+                               parameters=parameters, seed=seed, extra=extra or None, notebook=notebook))
     return files

@@ -353,12 +353,14 @@ class VerdictTable:
             lines.append("Every claim is supported at its threshold and minimum effect.")
         return "\n".join(lines) + "\n"
 
-    def save(self, *, out_dir, profile: str, parameters: Mapping[str, Any], seed: int | None = None) -> list:
+    def save(self, *, out_dir, profile: str, parameters: Mapping[str, Any], seed: int | None = None,
+             notebook: str | None = None) -> list:
         """Save as ``verdicts_<notebook>`` (CSV + Markdown + LaTeX + JSON sidecar with the bootstrap settings)."""
         from reproduction.report import save_table
 
         return save_table(self.rows(), f"verdicts_{self.notebook}", out_dir=out_dir, profile=profile,
-                          parameters=parameters, seed=seed, digits=3, extra={"bootstrap": self.settings})
+                          parameters=parameters, seed=seed, digits=3, extra={"bootstrap": self.settings},
+                          notebook=notebook)
 
 
 def read(path) -> list[dict[str, Any]]:

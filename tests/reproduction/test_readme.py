@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduction import readme, verdicts
+from reproduction import provenance, readme, verdicts
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / "figures"
@@ -73,12 +73,14 @@ def test_sections_are_rebuilt_from_a_figures_folder(tmp_path):
         table.add("a claim", "a metric", lambda a: a.mean(), [1.0, 1.0, 1.0], threshold=0.5, relation=">",
                   unit="images")
         table.save(out_dir=figures, profile="mini", parameters={})
-    text = "intro\n" + "\n".join("\n".join(readme._markers(n)) for n in ("outcome", "claims")) + "\noutro\n"
+    provenance.write_manifest(figures)
+    text = "intro\n" + "\n".join("\n".join(readme._markers(n)) for n in ("outcome", "provenance", "claims")) + "\noutro\n"
     out = "\n".join([text])
     built = readme.claims(figures)
     assert "| `05_weight_randomization` | a claim | a metric |  | 1.00 [1.00, 1.00] | > 0.5 | 3 images | **supported** |  |" \
         in built
     assert readme.outcome(figures).startswith(f"Outcome of the committed mini-profile run: **{len(NOTEBOOKS)} supported** (of")
+    assert readme.provenance_line(figures).startswith("Figures: made at commit `")
     with pytest.raises(ValueError, match="expected one .* pair for the pointing section"):
         readme.render_readme(out, figures)
 
