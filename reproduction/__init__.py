@@ -5,37 +5,35 @@ under ``data/cache/``, writes results in atomically written, digest-checked part
 re-run at no cost. ``python -m reproduction --help`` runs them from a shell.
 """
 
-from reproduction.cache import CACHE_ROOT, IncompleteRun, RunCache, code_version, parse_shard, weights_checksum
-from reproduction.caption_runs import explain_captions, mass_check
-from reproduction.correlation_runs import (
-    identity_trick,
-    meta_dynamics,
-    published_pointing,
-    randomization,
-    randomization_variants,
-    run_class_sensitivity,
-    weights_for_layers,
-)
-from reproduction.pointing_runs import (
-    DEFAULT_COMBINATIONS,
-    INPUT_SMOOTHING,
-    TABLE3_METHODS,
-    WEIGHT_KINDS,
-    PointingResults,
-    run_pointing_game,
-)
-from reproduction.profiles import testbed_source, weight_sample
-from reproduction.side_by_side import side_by_side_selectivity
-from reproduction.sources import DetectionSource, Pair, TestbedSource, acceptance_region
+#: Each public name and the module it lives in, imported on first use: ``python -m reproduction.params``
+#: and the other command lines then import only what they need (the eager imports cost ≈ 4.5 s each).
+_EXPORTS = {
+    **dict.fromkeys(["CACHE_ROOT", "IncompleteRun", "RunCache", "code_version", "parse_shard", "weights_checksum"],
+                    "cache"),
+    **dict.fromkeys(["explain_captions", "mass_check"], "caption_runs"),
+    **dict.fromkeys(["identity_trick", "meta_dynamics", "published_pointing", "randomization", "randomization_variants",
+                     "run_class_sensitivity", "weights_for_layers"], "correlation_runs"),
+    **dict.fromkeys(["DEFAULT_COMBINATIONS", "INPUT_SMOOTHING", "TABLE3_METHODS", "WEIGHT_KINDS", "PointingResults",
+                     "run_pointing_game"], "pointing_runs"),
+    **dict.fromkeys(["testbed_source", "weight_sample"], "profiles"),
+    "side_by_side_selectivity": "side_by_side",
+    **dict.fromkeys(["DetectionSource", "Pair", "TestbedSource", "acceptance_region"], "sources"),
+    "check_parameters": "params",
+}
 
 
 def __getattr__(name: str):
-    # Imported on first use, so that `python -m reproduction.params` runs a fresh module.
-    if name == "check_parameters":
-        from reproduction.params import check_parameters
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        return check_parameters
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
 
 
 __all__ = [

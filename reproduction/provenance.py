@@ -26,6 +26,19 @@ _STARTED = time.monotonic()  # this process (a notebook's kernel) imported the r
 OUTPUTS = ("figures", "README.md")
 
 
+def versions() -> dict[str, str]:
+    """Versions of the interpreter and of the packages that shape the numbers."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("revisal", "torch", "torchvision", "timm", "numpy", "matplotlib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
 def _git(*args: str) -> str | None:
     root = project_root()
     if root is None:
@@ -74,8 +87,6 @@ def _cell() -> str | None:
 
 def record(profile: str, parameters: Mapping[str, Any], notebook: str | None) -> dict[str, Any]:
     """The provenance of an output written now, by ``notebook``, with ``parameters``."""
-    from reproduction.report import versions
-
     config = f"configs/{profile}.yaml"
     root = project_root()
     known = versions()

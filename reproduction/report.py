@@ -13,10 +13,11 @@ import io
 import json
 import math
 import os
-import platform
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from reproduction.provenance import record as provenance
+from reproduction.provenance import versions
 from reproduction.storage import project_path
 from revisal.files import atomic_write, jsonable
 
@@ -31,23 +32,8 @@ def _png_rgb(png: bytes) -> bytes:
     return out.getvalue()
 
 
-def versions() -> dict[str, str]:
-    """Versions of the interpreter and of the packages that shape the numbers."""
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for pkg in ("revisal", "torch", "torchvision", "timm", "numpy", "matplotlib"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def write_sidecar(path: Path, *, kind: str, files: list[Path], profile: str, parameters: Mapping[str, Any],
                   seed: int | None, extra: Mapping[str, Any] | None = None, notebook: str | None = None) -> Path:
-    from reproduction.provenance import record as provenance
-
     record = {
         "kind": kind,
         "files": [f.name for f in files],

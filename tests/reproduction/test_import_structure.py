@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import reproduction
 import revisal
 
@@ -190,3 +192,15 @@ def test_each_module_imports_alone():
     run = subprocess.run([sys.executable, "-c", _IMPORT_EACH_ALONE, *names], capture_output=True,
                          text=True, cwd=ROOT.parent, timeout=600)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+
+
+def test_the_reproductions_public_names_all_resolve_lazily():
+    """``reproduction`` imports its runners on first use (its command lines start faster); every name
+    of ``__all__`` is one it knows, and resolves to the object of its module."""
+    import importlib
+
+    assert sorted(reproduction.__all__) == sorted(reproduction._EXPORTS)
+    for name, module in reproduction._EXPORTS.items():
+        assert getattr(reproduction, name) is getattr(importlib.import_module(f"reproduction.{module}"), name)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        reproduction.nothing  # noqa: B018
