@@ -7,7 +7,7 @@ other shapes, which :func:`resolve_layout` puts on that grid before any method r
   tokens (class, register, distillation), dropped, then the h·w patch tokens in row-major order.
   A location u is then a patch token. P and the grid come from the model for the input's size:
   timm's ``patch_embed`` and ``num_prefix_tokens``, torchvision's ``patch_size`` and class token;
-* ``"nhwc"``: channels-last maps ``[N, H, W, C]`` (Swin and MaxViT stages, ConvNeXt's MLPs, any map
+* ``"nhwc"``: channels-last maps ``[N, H, W, C]`` (Swin stages, MaxViT's attention blocks, ConvNeXt's MLPs, any map
   after a ``permute``), recognised from the width of the module that made the map;
 * ``"nchw"``: ``[N, C, H, W]``, the convolutional layout.
 
