@@ -85,11 +85,7 @@ def _images(n: int = 2) -> torch.Tensor:
 
 def _to_grid(t: torch.Tensor, layout: str, prefix: int, grid) -> torch.Tensor:
     """[N, ..., D] (channel axis last, as the oracle keeps contributions) → [N, h, w, D]."""
-    if layout == "tokens":
-        return t[:, prefix:].unflatten(1, grid)
-    if layout == "nchw":
-        return t.movedim(1, -2) if t.dim() == 5 else t
-    return t
+    return t[:, prefix:].unflatten(1, grid) if layout == "tokens" else t
 
 
 def _contributions(model, images, ids, layer, layout, prefix, grid, site) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Transformers: one pass for every method at every block, and NormGrad on a real Linear vs the identity.
 
-    python benchmarks/transformers.py [--batch 4] [--repeats 3]
+    python benchmarks/vit_swin.py [--batch 4] [--repeats 3]
 
 Random weights, CPU, batch 4, 224². For a ViT-S/16 and a Swin-T (timm) it times
   (a) a plain forward + backward of the target logits (parameter gradients included, as in training),
@@ -19,31 +19,15 @@ and NormGrad with the virtual identity after it (``normgrad``: ``‖g_u‖‖x^o
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import timm
 import torch
+from sweep import plain_backward, timed  # benchmarks/ is on the path when a script here runs
 
 import revisal
 from revisal.metrics import spearman
 
 METHODS = list(revisal.DEFAULT_METHODS)
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    fn()  # warm-up
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
-def plain_backward(model, x, ids):
-    model.zero_grad(set_to_none=True)
-    model(x).gather(1, ids[:, None]).sum().backward()
 
 
 def vit_tokens(t):
