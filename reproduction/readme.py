@@ -142,12 +142,12 @@ def provenance_line(figures: Path) -> str:
             "wrote its output.")
 
 
-def outcome(figures: Path) -> str:
-    """One line: how many of the paper's claims this run supports, and how many it does not."""
+def outcome(figures: Path, run: str = "the committed mini-profile run") -> str:
+    """One line: how many of the paper's claims ``run`` supports, and how many it does not."""
     rows = [row for _, row in _all_rows(figures)]
     counts = {v: sum(r["verdict"] == v for r in rows) for v in verdicts.VERDICTS}
     parts = ", ".join(f"**{n} {v}**" for v, n in counts.items() if n)
-    return (f"Outcome of the committed mini-profile run: {parts} (of {len(rows)} claims; the claims table below "
+    return (f"Outcome of {run}: {parts} (of {len(rows)} claims; the claims table below "
             "says what each rests on and how to read it).")
 
 
@@ -156,13 +156,14 @@ def _units(row: dict) -> str:
     return f"{n} (resampled as {row['clusters']})" if row.get("clusters") else n
 
 
-def claims(figures: Path) -> str:
+def claims(figures: Path, link: Callable[[str, dict], str] | None = None) -> str:
     """Every notebook's verdict table as one table: claim, what it rests on, value [95% CI], test,
-    n, verdict and its reading. Each numbered notebook must have its ``verdicts_<NN>.csv``, with rows."""
+    n, verdict and its reading. Each numbered notebook must have its ``verdicts_<NN>.csv``, with rows.
+    ``link(stem, row)``, when given, writes the notebook column (the site links it to the claim's cell)."""
     lines = ["| notebook | claim (paper) | metric | rests on | value [95% CI] | test | n | verdict | reading |",
              "|---|---|---|---|---|---|---|---|---|"]
     for stem, row in _all_rows(figures):
-        lines.append(f"| `{stem}` | {cell(row['claim'])} | {cell(row['metric'])} | {cell(row.get('rests_on') or '')} | "
+        lines.append(f"| {link(stem, row) if link else f'`{stem}`'} | {cell(row['claim'])} | {cell(row['metric'])} | {cell(row.get('rests_on') or '')} | "
                      f"{number(row['value'])} [{number(row['ci_low'])}, {number(row['ci_high'])}] | "
                      f"{row['relation']} {number(row['threshold'])}{_by(row['min_effect'])} | {cell(_units(row))} | "
                      f"**{row['verdict']}** | {cell(row.get('why') or '')} |")

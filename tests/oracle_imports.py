@@ -19,6 +19,7 @@ ORACLES = {
     "nltk": "nltk",
     "scipy": "scipy",
     "quantus": "quantus",
+    "selenium": "selenium",  # not an oracle: the driver of the site's browser test, declared the same way
 }
 
 
