@@ -4,7 +4,10 @@
 #   make test               pytest + the notebooks under nbval on configs/smoke.yaml, one worker per core
 #   make test-fast          the library's tests only (no notebooks, no full-size models): about a minute
 #   make lint               ruff over the code and the tests (part of make test)
-#   make install            the library and the notebook tools only (what `make figures` needs)
+#   make install            the library and the notebook tools only (what `make figures` needs), from requirements/runtime.txt
+#   make lock               regenerate the lock files requirements/{runtime,test}.txt from pyproject.toml (make lock-check: CI)
+#   make site               the executed notebooks of $(PROFILE) as a static site in build/site/ (after make figures)
+#   make test-site          open build/site/ in headless Chromium and check it (CI, after make site)
 #   make lab                the notebooks in JupyterLab, with the project's kernel
 #   make figures PROFILE=paper DEVICE=cuda      (after `make data`)
 #   make -j2 figures        notebooks in parallel (caches are written atomically)
@@ -12,7 +15,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := install
 .DELETE_ON_ERROR:
-.PHONY: install install-test figures readme lab lint test test-fast test-paper clean models epoch-weights data data-voc data-coco data-models
+.PHONY: install install-test figures readme lab lint test test-fast test-paper clean models epoch-weights data data-voc data-coco data-models \
+	lock lock-check site test-site
 
 PROFILE ?= mini
 DEVICE ?= cpu
@@ -20,12 +24,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Two install steps, each with its stamp: the runtime (the library and the notebook tools) for
-# `make figures`, then the test extras (pytest, nbval and the test-only oracles) for `make test`.
+# `make figures`, then the test extras (pytest, nbval, the test-only oracles) for `make test`. Each
+# installs every package at the version its lock file pins (requirements/: made by `make lock` from
+# pyproject.toml, torch and torchvision held at requirements/pins.txt, the versions that install
+# from local disk on the project's machines), then the package itself without resolving anything.
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP := $(VENV)/.installed-test
-# These two install offline on the project's machines (pip takes them from local disk). Every pip
-# call names them: without the pin, resolving an extra may pull another multi-GB torch.
-TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+LOCK_RUNTIME := requirements/runtime.txt
+LOCK_TEST := requirements/test.txt
 PIP_INSTALL := $(PY) -m pip install --quiet
 # Mini-profile figures go to figures/ (the README gallery), other profiles to figures/<profile>/.
 FIGDIR := $(if $(filter mini,$(PROFILE)),figures,figures/$(PROFILE))
@@ -57,17 +63,39 @@ OUTPUTS := $(foreach n,$(ORDERED),$(addprefix $(FIGDIR)/,$(OUT_$(n))))
 install: $(RUNTIME_STAMP)
 install-test: $(TEST_STAMP)
 
-$(RUNTIME_STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml $(LOCK_RUNTIME)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) $(TORCH_PINS)
-	$(PIP_INSTALL) -e '.[notebooks]' $(TORCH_PINS)
+	$(PIP_INSTALL) -r $(LOCK_RUNTIME)
+	$(PIP_INSTALL) --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (revisal)" >/dev/null
 	touch $@
 
 # Depends on the runtime stamp, hence on pyproject.toml too.
-$(TEST_STAMP): $(RUNTIME_STAMP)
-	$(PIP_INSTALL) -e '.[notebooks,test]' $(TORCH_PINS)
+$(TEST_STAMP): $(RUNTIME_STAMP) $(LOCK_TEST)
+	$(PIP_INSTALL) -r $(LOCK_TEST)
 	touch $@
+
+# The lock files, by pip-compile (pip-tools, in its own environment: never in the project's). Each
+# run keeps every pin that still satisfies pyproject.toml, so `make lock-check` (CI) regenerates a
+# copy and fails when it differs: a dependency added, removed or re-ranged without `make lock`.
+# Resolved for CPython 3.11 on Linux x86_64 (the CUDA wheels torch needs there are pinned too).
+LOCK_TOOLS := build/lock-tools
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(abspath $(LOCK_TOOLS))/bin/pip-compile --quiet --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links --strip-extras --annotation-style=line -c requirements/pins.txt
+define compile_locks
+	cd $(1) && $(PIP_COMPILE) --extra notebooks --extra test -o $(LOCK_TEST) pyproject.toml
+	cd $(1) && $(PIP_COMPILE) --extra notebooks -c $(LOCK_TEST) -o $(LOCK_RUNTIME) pyproject.toml
+endef
+$(LOCK_TOOLS)/bin/pip-compile:
+	$(PYTHON) -m venv $(LOCK_TOOLS)
+	$(LOCK_TOOLS)/bin/python -m pip install --quiet pip-tools==7.7.0
+lock: $(LOCK_TOOLS)/bin/pip-compile
+	$(call compile_locks,.)
+lock-check: $(LOCK_TOOLS)/bin/pip-compile
+	rm -rf build/lock-check && mkdir -p build/lock-check
+	cp -r pyproject.toml README.md requirements build/lock-check/
+	$(call compile_locks,build/lock-check)
+	diff -ru requirements build/lock-check/requirements || { echo "requirements/ is out of date with pyproject.toml: run make lock" >&2; exit 1; }
 
 # figures/MANIFEST.json lists every output with its provenance (reproduction/provenance.py); the
 # README's claims table, numbers and gallery are generated from the mini profile's outputs.
@@ -77,6 +105,16 @@ figures: $(OUTPUTS)
 
 readme: $(RUNTIME_STAMP)
 	$(PY) -m reproduction.readme
+
+# The executed notebooks of $(PROFILE) (build/executed/$(PROFILE)/, kept by make figures) and their
+# outputs as static HTML: build/site/index.html opens from disk, nothing is fetched from the network.
+site: $(RUNTIME_STAMP)
+	$(PY) -m reproduction.site --profile $(PROFILE)
+
+# build/site/ in headless Chromium (Debian's chromium + chromium-driver): every image loads, no console
+# error, the claims table has a row per verdict, every link resolves; screenshots in build/site/screens/.
+test-site: $(TEST_STAMP)
+	REVISAL_SITE=build/site $(PY) -m pytest -p no:cacheprovider tests/site -m site
 
 # JupyterLab on notebooks/ with the kernel `make install` registers ("Python 3 (revisal)"). A notebook
 # run here writes to build/scratch/ (its figures_dir default), never over figures/.
@@ -133,7 +171,7 @@ TEST_WORKERS ?= auto
 PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(MALLOC_TUNING) $(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) \
 	--dist loadscope --no-loadscope-reorder
 test: lint $(TEST_STAMP) $(SMOKE)
-	$(PYTEST) tests $(SMOKE) --nbval-lax --nbval-current-env -m "not paper_profile"
+	$(PYTEST) tests $(SMOKE) --nbval-lax --nbval-current-env -m "not paper_profile and not site"
 
 # The tests marked paper_profile: every notebook end to end with configs/paper.yaml on fakes of the
 # paper's data (≈ 3 min on 2 cores), the paper profile's code paths; CI runs it after make test.

@@ -1,6 +1,7 @@
 """The test suite's own guarantees: a missing test oracle fails a CI run (and only skips elsewhere),
-the oracles are the declared test extra, and the install split (`make figures` installs the runtime
-only, `make test` adds the test extras, every pip call pinned) holds, also in environment.yml."""
+the oracles are the declared test extra, the lock files pin every requirement of pyproject.toml, and
+the install split (`make figures` installs the runtime lock only, `make test` adds the test lock)
+holds, also in environment.yml; CI builds, checks and publishes the site."""
 
 from __future__ import annotations
 
@@ -116,11 +117,49 @@ def test_no_test_skips_silently_on_a_missing_import():
     assert not offenders, f"use conftest.oracle(...) instead of pytest.importorskip in {offenders}"
 
 
-# --- the install split -----------------------------------------------------------------------------
-def torch_pins() -> str:
-    match = re.search(r"^TORCH_PINS\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
-    assert match, "Makefile: TORCH_PINS not found"
-    return match.group(1).strip()
+# --- the install split, from the lock files -------------------------------------------------------------
+LOCKS = {"runtime": ROOT / "requirements" / "runtime.txt", "test": ROOT / "requirements" / "test.txt"}
+PINS = ROOT / "requirements" / "pins.txt"
+
+
+def pinned(path: Path) -> dict[str, str]:
+    """``{normalised name: version}`` of a requirements file; every line that is not a comment must be
+    an exact pin (``name==version``, with pip-compile's inline ``# via`` note)."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)", text)
+        assert match, f"{path.name}: {line!r} is not an exact pin"
+        pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    return pins
+
+
+def test_every_requirement_of_pyproject_is_pinned_in_the_locks():
+    """The lock files match pyproject.toml (make lock-check, in CI, regenerates them to be sure): each
+    dependency of the runtime (the package and its notebooks extra) and of the tests is pinned at a
+    version its range admits; the runtime's pins are the tests' pins; torch and torchvision are held at
+    requirements/pins.txt."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    locks = {name: pinned(path) for name, path in LOCKS.items()}
+    project, extras = PYPROJECT["project"]["dependencies"], PYPROJECT["project"]["optional-dependencies"]
+    wanted = {"runtime": project + extras["notebooks"], "test": project + extras["notebooks"] + extras["test"]}
+    for name, requirements in wanted.items():
+        for text in requirements:
+            requirement = Requirement(text)
+            version = locks[name].get(canonicalize_name(requirement.name))
+            assert version is not None, f"{LOCKS[name].name}: {requirement.name} is not pinned; run make lock"
+            assert requirement.specifier.contains(version, prereleases=True), \
+                f"{LOCKS[name].name}: {requirement.name}=={version} is outside {text!r}; run make lock"
+    shared = {k: v for k, v in locks["runtime"].items() if locks["test"].get(k) != v}
+    assert not shared, f"runtime.txt and test.txt pin these differently (or test.txt lacks them): {shared}"
+    pins = pinned(PINS)
+    assert set(pins) == {"torch", "torchvision"}
+    for lock in locks.values():
+        assert {k: lock[k] for k in pins} == pins
 
 
 def dry_run(target: str, tmp_path: Path) -> list[str]:
@@ -139,23 +178,43 @@ def pip_installs(lines: list[str]) -> list[str]:
 
 
 def test_make_figures_installs_the_runtime_only(tmp_path):
+    """From the runtime lock, then the package itself with nothing resolved."""
     installs = pip_installs(dry_run("figures", tmp_path))
     assert len(installs) == 2, installs
-    assert all(line.endswith(torch_pins()) for line in installs), installs  # every step pinned
-    assert "-e '.[notebooks]'" in installs[1]
-    assert not any("test]" in line or ",test" in line for line in installs), installs
+    assert installs[0].endswith("-r requirements/runtime.txt"), installs
+    assert installs[1].endswith("--no-deps -e ."), installs
+    assert not any("test.txt" in line or "[" in line for line in installs), installs
 
 
-def test_make_test_adds_the_test_extras(tmp_path):
+def test_make_test_adds_the_test_lock(tmp_path):
     lines = dry_run("test", tmp_path)
     installs = pip_installs(lines)
     assert len(installs) == 3, installs
-    assert all(line.endswith(torch_pins()) for line in installs), installs
-    assert "-e '.[notebooks]'" in installs[1] and "-e '.[notebooks,test]'" in installs[2]
+    assert installs[0].endswith("-r requirements/runtime.txt") and installs[1].endswith("--no-deps -e .")
+    assert installs[2].endswith("-r requirements/test.txt"), installs
     # the venv is created first, pytest runs last
     assert "-m venv" in next(line for line in lines if "venv" in line)
     assert "-m pytest" in lines[-1] and " tests build/smoke/" in lines[-1]
     assert "-n auto --dist loadscope" in lines[-1]  # one worker per core, units of work from conftest.work_unit
+    assert '-m "not paper_profile and not site"' in lines[-1]
+
+
+def test_make_lock_check_regenerates_a_copy_and_compares(tmp_path):
+    lines = dry_run("lock-check", tmp_path)
+    compiles = [line for line in lines if "pip-compile" in line]
+    assert len(compiles) == 2 and all(line.startswith("cd build/lock-check && ") for line in compiles), compiles
+    assert all("-c requirements/pins.txt" in line for line in compiles)
+    assert "--extra notebooks --extra test -o requirements/test.txt" in compiles[0]
+    assert "--extra notebooks -c requirements/test.txt -o requirements/runtime.txt" in compiles[1]
+    assert lines[-1].startswith("diff -ru requirements build/lock-check/requirements")
+
+
+def test_make_site_and_its_browser_test(tmp_path):
+    """``make site`` renders the profile's executed notebooks; ``make test-site`` opens build/site in a
+    browser: the tests marked ``site``, which ``make test`` leaves out."""
+    assert dry_run("site", tmp_path)[-1].endswith("-m reproduction.site --profile mini")
+    last = dry_run("test-site", tmp_path)[-1]
+    assert last.startswith("REVISAL_SITE=build/site ") and last.endswith("-m pytest -p no:cacheprovider tests/site -m site")
 
 
 def test_make_test_fast_runs_the_library_tests_only(tmp_path):
@@ -166,28 +225,42 @@ def test_make_test_fast_runs_the_library_tests_only(tmp_path):
     assert "-m pytest" in lines[-1] and lines[-1].endswith('tests/library -m "not slow"'), lines[-1]
 
 
-def test_environment_yml_installs_what_make_test_does():
+def test_environment_yml_installs_from_the_test_lock():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    assert " ".join(r for r in pip if r.startswith(("torch==", "torchvision=="))) == torch_pins()
-    editable = next(r for r in pip if r.startswith("-e"))
-    extras = re.search(r"\[(.*)\]", editable).group(1).split(",")
-    assert set(extras) == {"notebooks", "test"} <= set(PYPROJECT["project"]["optional-dependencies"])
+    assert pip == ["-r requirements/test.txt", "-e ."]
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
-    minimum = re.search(r">=\s*(\d+)\.(\d+)", PYPROJECT["project"]["requires-python"]).groups()
-    assert tuple(int(v) for v in python.split("=")[1].split(".")[:2]) >= tuple(int(v) for v in minimum)
+    assert python == "python=3.11"  # the Python the lock files are resolved for
+    assert "# This file is autogenerated by pip-compile with Python 3.11" in LOCKS["test"].read_text()
 
 
 def test_ci_entry_points_run_make_test():
     run = (ROOT / ".ci" / "run").read_text()
-    assert run.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in run and run.rstrip().endswith("make test\nmake test-paper")
+    assert run.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in run
+    steps = [line for line in run.splitlines() if line.startswith("make ")]
+    assert steps == ["make lock-check", "make test", "make test-paper", "make -j2 figures", "make site",
+                     "make test-site"], steps
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["test"]
     assert job["runs-on"] == "ubuntu-latest" and 0 < job["timeout-minutes"] < 90 and job["env"]["CI"] == "true"
     setup = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python"))
     assert setup["with"]["python-version"] == "3.11"
-    assert any(s.get("run") == ".ci/run" for s in job["steps"])
+    assert [s.get("run") for s in job["steps"] if s.get("run")] == [".ci/run"]
+
+
+def test_a_push_to_main_publishes_the_site():
+    """After .ci/run has built and checked build/site, a push to main uploads it and the pages job
+    deploys it (GitHub Pages); pull requests only build and check it."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    job, pages = workflow["jobs"]["test"], workflow["jobs"]["pages"]
+    on_main = "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert upload["with"]["path"] == "build/site" and upload["if"] == on_main
+    assert job["steps"].index(upload) > [s.get("run") for s in job["steps"]].index(".ci/run")
+    assert pages["needs"] == "test" and pages["if"] == on_main
+    assert pages["permissions"] == {"pages": "write", "id-token": "write"}
+    assert [s["uses"].split("@")[0] for s in pages["steps"]] == ["actions/deploy-pages"]
 
 
 def test_an_oracles_import_leaves_the_environment_alone(tmp_path, monkeypatch):
