@@ -76,13 +76,14 @@ def device_name(device: str) -> str:
 
 
 def _cell() -> str | None:
-    """The executing cell as Jupyter numbers it (``In [n]``), when run in a kernel."""
+    """The executing cell as Jupyter numbers it (``In [n]``), when run in a kernel. IPython counts a
+    cell before running it: while cell ``In [n]`` runs, the shell's ``execution_count`` is already n + 1."""
     try:
         from IPython import get_ipython
     except ImportError:
         return None
     shell = get_ipython()
-    return f"In [{shell.execution_count}]" if shell is not None else None
+    return f"In [{shell.execution_count - 1}]" if shell is not None else None
 
 
 def record(profile: str, parameters: Mapping[str, Any], notebook: str | None) -> dict[str, Any]:

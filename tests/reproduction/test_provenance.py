@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import matplotlib
 
@@ -13,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 from reproduction import provenance, report, storage  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _git(root, *args):
@@ -94,3 +97,17 @@ def test_the_status_says_whether_heads_code_is_the_figures_commits(checkout, cap
     _git(checkout, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
     assert provenance.main([]) == 1
     assert "HEAD's code differs" in capsys.readouterr().out
+
+
+def test_the_cell_is_the_one_jupyter_shows(tmp_path):
+    """In a real kernel, the recorded cell is the prompt Jupyter shows for the cell that wrote the
+    output: IPython has already counted the running cell, so its ``execution_count`` is one ahead
+    (sidecars once named the cell after the writer). An empty cell gets no number."""
+    import nbformat.v4 as v4
+    from nbclient import NotebookClient
+
+    nb = v4.new_notebook(cells=[v4.new_code_cell("from reproduction import provenance"), v4.new_code_cell(""),
+                                v4.new_code_cell("x = 1"), v4.new_code_cell("print(provenance._cell())")])
+    NotebookClient(nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(ROOT)}}).execute()
+    cell = nb.cells[-1]
+    assert cell.execution_count == 3 and cell.outputs[0]["text"].strip() == "In [3]"
