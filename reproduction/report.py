@@ -104,7 +104,7 @@ def table_text(rows: Sequence[Mapping[str, Any]], digits: int = 2, notes: Sequen
     empty = list(dict.fromkeys(c for r in rows for c in columns if isinstance(r[c], float) and math.isnan(r[c])))
     if empty and not notes:
         notes = [f"{EMPTY}: no value (NaN in the CSV) in column(s) {', '.join(empty)}."]
-    md = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    md = ["| " + " | ".join(c.replace("|", r"\|") for c in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     md += ["| " + " | ".join(_cell(r[c], digits).replace("|", r"\|") for c in columns) + " |" for r in rows]
     tex = [r"\begin{tabular}{" + "l" * len(columns) + "}", r"\toprule",
            " & ".join(_latex_escape(c) for c in columns) + r" \\", r"\midrule"]

@@ -321,8 +321,8 @@ class VerdictTable:
         lines = [f"| claim | metric | value [{pct} CI] | test | verdict | n |", "|---|---|---|---|---|---|"]
         for c in self.claims:
             within = f" (resampled as {c.clusters})" if c.clusters else ""
-            lines.append(f"| {c.claim} | {c.metric} | {c.interval} | {c.test} | **{c.verdict}** "
-                         f"| {c.n} {c.unit}{within} |")
+            cells = [c.claim, c.metric, c.interval, c.test, f"**{c.verdict}**", f"{c.n} {c.unit}{within}"]
+            lines.append("| " + " | ".join(str(x).replace("|", r"\|") for x in cells) + " |")  # |ρ| ends no cell
         return "\n".join(lines) + "\n"
 
     def _repr_markdown_(self) -> str:

@@ -155,6 +155,16 @@ def test_empty_cells_show_as_a_dash_with_a_note():
     assert "—" not in report.table_text(rows[:1])["md"]
 
 
+def test_a_bar_in_a_header_or_a_cell_does_not_end_it():
+    """"ρ of |maps|" as a column and "|ρ|" in a cell: escaped, so each Markdown row keeps its cells
+    (unescaped, JupyterLab and nbconvert showed notebook 03's table as one line of text)."""
+    import re
+
+    md = report.table_text([{"method": "a|b", "ρ of |maps|": 0.5}])["md"].splitlines()
+    assert md[0] == r"| method | ρ of \|maps\| |" and md[2] == r"| a\|b | 0.50 |"
+    assert all(len(re.split(r"(?<!\\)\|", line)) == 2 + 2 for line in md)
+
+
 def test_a_grid_row_can_mix_signed_layer_maps_and_a_normalised_combination():
     import matplotlib.pyplot as plt
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -180,6 +181,11 @@ def test_verdict_table_rows_markdown_and_files(tmp_path):
     assert rows[3]["min_effect"] == 1.0 and rows[0]["min_effect"] == 0.0
     md = table.markdown()
     assert "**supported**" in md and "| > 0 |" in md and "| > 0 by ≥ 1 |" in md and "40 pairs (resampled as 5 photos)" in md
+    bars = VerdictTable("05", resamples=50, seed=1)
+    bars.add("mean |ρ| low", "mean |ρ| over layers", np.mean, rng.normal(2, 1, 20), threshold=0.0, relation=">",
+             unit="images")
+    last = bars.markdown().splitlines()[-1]  # a | inside a cell is escaped: the row keeps its 6 cells
+    assert r"mean \|ρ\| low" in last and len(re.split(r"(?<!\\)\|", last)) == 6 + 2
     files = table.save(out_dir=tmp_path, profile="smoke", parameters={"seed": 1}, seed=1)
     assert sorted(f.name for f in files) == sorted(f"verdicts_05.{e}" for e in ("csv", "md", "tex", "json"))
     side = json.loads((tmp_path / "verdicts_05.json").read_text())
