@@ -257,7 +257,7 @@ def gallery(figures: Path, prefix: str = "figures") -> str:
             link = f"{prefix}/{path.name}"
             out.append(f"**{what}** — [`{link}`]({link})\n")
             if path.suffix == ".png":
-                out.append(f"![{what}]({link})\n")
+                out.append(f"[![{what}]({link})]({link})\n")
             else:
                 out.append(path.read_text().strip() + "\n")
     return "\n".join(out).rstrip()

@@ -33,6 +33,20 @@ TEMPLATE_DIR = Path(__file__).with_name("site_template")
 #: The MathJax 2 configuration the pages load from ``mathjax/`` (one that jupyter-server-mathjax ships;
 #: the template sets its fonts).
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+#: What a profile's run is, said under the outcome line (a verdict there is on the claim, tested on this).
+PROFILES = {
+    "mini": "The `mini` profile tests the paper's claims on a stand-in: a synthetic testbed (64-px scenes of "
+            "shapes) with two small CNNs trained here, EfficientNet-Lite0 on scikit-image's photos, and a small "
+            "captioner. Its numbers are not the paper's measurements; each claim says what it rests on.",
+    "paper": "The `paper` profile runs the paper's models (VGG16, ResNet-50, TorchRay's VOC07 and COCO14 "
+             "checkpoints) on its datasets.",
+}
+#: How to read a verdict (the notebooks' "Verdicts" sections say the same).
+VERDICT_RULES = (
+    "A verdict compares the 95% bootstrap interval of the claim's statistic with its threshold and, for a "
+    "comparison, its minimum effect: **supported** when the whole interval clears the bar, **not supported** "
+    "when none of it is on the claim's side of the threshold, **not supported (effect too small)** when it is on "
+    "the claim's side but short of the minimum effect, **inconclusive** when it straddles the bar.")
 TITLE = "There and Back Again: Revisiting Backpropagation Saliency Methods"
 AUTHORS = "Sylvestre-Alvise Rebuffi, Ruth Fong, Xu Ji, Andrea Vedaldi (CVPR 2020)"
 
@@ -117,14 +131,17 @@ def index_notebook(figures: Path, notebooks: dict[str, Path], cells: dict[str, s
         return f"[`{stem}`]({stem}.html#cell-id={cells[stem]})"
 
     pages = "\n".join(f"- [{stem}]({stem}.html): {readme.cell(_heading(path))}" for stem, path in notebooks.items())
+    gallery = re.sub(r"^### (\d\d_\w+)$", r"### [\1](\1.html)", readme.gallery(figures), flags=re.MULTILINE)
     sources = [
         f"# {TITLE}\n\n{AUTHORS}. The executed notebooks of revisal, the paper's reproduction package, run "
         f"with its `{profile}` profile.\n\n"
-        f"{readme.outcome(figures, run=f'the {profile}-profile run shown here')}\n\n{readme.provenance_line(figures)}",
+        f"{readme.outcome(figures, run=f'the {profile}-profile run shown here')} {PROFILES.get(profile, '')}\n\n"
+        f"{readme.provenance_line(figures)}",
         f"## Notebooks\n\n{pages}",
         "## Claims\n\nEach row is one claim of the paper as a notebook's verdict table tests it; the notebook "
-        f"link opens the cell that computed the verdict.\n\n{readme.claims(figures, link=link)}",
-        f"## Gallery\n\nEvery figure and table the notebooks write, with its file.\n\n{readme.gallery(figures)}",
+        f"link opens the cell that computed its verdict table. {VERDICT_RULES}\n\n{readme.claims(figures, link=link)}",
+        f"## Gallery\n\nThe figures and tables the notebooks caption, each with its file (click a figure for "
+        f"its full size).\n\n{gallery}",
     ]
     nb = v4.new_notebook(cells=[v4.new_markdown_cell(s) for s in sources])
     nb.metadata["title"] = f"revisal: {TITLE}"
@@ -141,8 +158,16 @@ def _progress_bar(output: dict) -> bool:
             (output.get("output_type") == "stream" and output.get("name") == "stderr" and "\r" in output.get("text", "")))
 
 
-def _page(path: Path):
-    """An executed notebook as a page: a link back to the index first, and no progress bars."""
+def _navigation(previous: str | None, following: str | None) -> str:
+    parts = [f"[← {previous}]({previous}.html)"] if previous else []
+    parts.append("[every notebook and claim](index.html#Claims)")
+    parts += [f"[{following} →]({following}.html)"] if following else []
+    return " · ".join(parts)
+
+
+def _page(path: Path, previous: str | None = None, following: str | None = None):
+    """An executed notebook as a page: links to the index and to the notebooks before and after it,
+    at the top and at the end, and no progress bars."""
     import nbformat
     import nbformat.v4 as v4
 
@@ -151,7 +176,8 @@ def _page(path: Path):
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if not _progress_bar(o)]
     nb.metadata.pop("widgets", None)
-    nb.cells.insert(0, v4.new_markdown_cell("[← revisal: every notebook and claim](index.html)"))
+    nb.cells.insert(0, v4.new_markdown_cell(_navigation(previous, following)))
+    nb.cells.append(v4.new_markdown_cell(_navigation(previous, following)))
     nb.metadata["title"] = _heading(path)
     return nb
 
@@ -184,7 +210,9 @@ def build(executed: Path, figures: Path, out: Path, profile: str = "mini") -> li
             if path.suffix in (".png", ".md") or (path.suffix == ".csv" and path.name.startswith("verdicts_")):
                 shutil.copy2(path, tmp / "figures" / path.name)
         pages = [("index", index_notebook(figures, notebooks, cells, profile))]
-        pages += [(stem, _page(path)) for stem, path in notebooks.items()]
+        stems = list(notebooks)
+        pages += [(stem, _page(path, *([None] + stems + [None])[k:k + 3:2]))
+                  for k, (stem, path) in enumerate(notebooks.items())]
         written = []
         for name, nb in pages:
             html, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})

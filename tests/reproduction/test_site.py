@@ -152,6 +152,10 @@ def test_code_is_folded_and_progress_bars_dropped(tmp_path, built):
     outputs = [c for c in page.cells if c.get("execution_count") == 2][0].outputs
     assert [o.text for o in outputs] == ["UserWarning: kept\n"]
     assert "index.html" in page.cells[0].source
+    between = site._page(executed / "01_identity_trick.ipynb", "00_extract_aggregate", "02_layer_combination")
+    top, end = between.cells[0].source, between.cells[-1].source
+    assert top == end and top.index("00_extract_aggregate.html") < top.index("index.html#Claims") < \
+        top.index("02_layer_combination.html")
     widgets = [o for c in site._page(executed / "01_identity_trick.ipynb").cells for o in c.get("outputs", [])
                if site.WIDGET in o.get("data", {})]
     assert not widgets and "widgets" in nb.metadata and "jupyter-widgets" not in text
