@@ -114,7 +114,7 @@ site: $(RUNTIME_STAMP)
 # build/site/ in headless Chromium (Debian's chromium + chromium-driver): every image loads, no console
 # error, the claims table has a row per verdict, every link resolves; screenshots in build/site/screens/.
 test-site: $(TEST_STAMP)
-	REVISAL_SITE=build/site $(PY) -m pytest -p no:cacheprovider tests/site -m site
+	REVISAL_SITE=build/site $(PY) -m pytest -p no:cacheprovider tests/browser -m site
 
 # JupyterLab on notebooks/ with the kernel `make install` registers ("Python 3 (revisal)"). A notebook
 # run here writes to build/scratch/ (its figures_dir default), never over figures/.

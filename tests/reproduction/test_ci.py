@@ -214,7 +214,7 @@ def test_make_site_and_its_browser_test(tmp_path):
     browser: the tests marked ``site``, which ``make test`` leaves out."""
     assert dry_run("site", tmp_path)[-1].endswith("-m reproduction.site --profile mini")
     last = dry_run("test-site", tmp_path)[-1]
-    assert last.startswith("REVISAL_SITE=build/site ") and last.endswith("-m pytest -p no:cacheprovider tests/site -m site")
+    assert last.startswith("REVISAL_SITE=build/site ") and last.endswith("-m pytest -p no:cacheprovider tests/browser -m site")
 
 
 def test_make_test_fast_runs_the_library_tests_only(tmp_path):

@@ -1,7 +1,7 @@
 """``make site`` (reproduction/site.py) on executed notebooks made from the committed figures
 (tests/site_fakes.py: papermill's numbering, each sidecar's output in the cell it names), without a
 kernel or a browser: the pages, what they may load, the claims table and its links, the refusals.
-The same site in headless Chromium is tests/site/test_site_browser.py (``make test-site``)."""
+The same site in headless Chromium is tests/browser/test_site_browser.py (``make test-site``)."""
 
 from __future__ import annotations
 
