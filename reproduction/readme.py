@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from reproduction import verdicts
+from reproduction.report import markdown_cell as cell  # text for a Markdown table cell
 from reproduction.storage import project_path
 from revisal.files import atomic_write
 
@@ -55,11 +56,6 @@ def number(value: float) -> str:
     if abs(value) >= 10:
         return f"{value:.1f}"
     return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
-
-
-def cell(text: str) -> str:
-    """Text for a Markdown table cell (a ``|`` would end the cell)."""
-    return str(text).replace("|", "\\|")
 
 
 def _missing(path: Path, what: str) -> str:

@@ -94,6 +94,12 @@ def _latex_escape(text: str) -> str:
     return text
 
 
+def markdown_cell(text: Any) -> str:
+    """Text for a Markdown table's cell or header: a ``|`` inside it is escaped (unescaped, it ends
+    the cell, and the row is shown as one line of text)."""
+    return str(text).replace("|", r"\|")
+
+
 def table_text(rows: Sequence[Mapping[str, Any]], digits: int = 2, notes: Sequence[str] = ()) -> dict[str, str]:
     """CSV (full precision), Markdown and LaTeX renderings of a list of same-keyed rows. NaN numbers
     show as "—" in Markdown and LaTeX (NaN in the CSV); ``notes`` (one line each, e.g. why a cell
@@ -104,8 +110,8 @@ def table_text(rows: Sequence[Mapping[str, Any]], digits: int = 2, notes: Sequen
     empty = list(dict.fromkeys(c for r in rows for c in columns if isinstance(r[c], float) and math.isnan(r[c])))
     if empty and not notes:
         notes = [f"{EMPTY}: no value (NaN in the CSV) in column(s) {', '.join(empty)}."]
-    md = ["| " + " | ".join(c.replace("|", r"\|") for c in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    md += ["| " + " | ".join(_cell(r[c], digits).replace("|", r"\|") for c in columns) + " |" for r in rows]
+    md = ["| " + " | ".join(markdown_cell(c) for c in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    md += ["| " + " | ".join(markdown_cell(_cell(r[c], digits)) for c in columns) + " |" for r in rows]
     tex = [r"\begin{tabular}{" + "l" * len(columns) + "}", r"\toprule",
            " & ".join(_latex_escape(c) for c in columns) + r" \\", r"\midrule"]
     tex += [" & ".join(_latex_escape(_cell(r[c], digits)) for c in columns) + r" \\" for r in rows]

@@ -317,12 +317,14 @@ class VerdictTable:
 
     def markdown(self) -> str:
         """The table as a reader sees it: value with its interval, the test, the verdict in bold."""
+        from reproduction.report import markdown_cell
+
         pct = f"{100 * self.settings['level']:g}%"
         lines = [f"| claim | metric | value [{pct} CI] | test | verdict | n |", "|---|---|---|---|---|---|"]
         for c in self.claims:
             within = f" (resampled as {c.clusters})" if c.clusters else ""
             cells = [c.claim, c.metric, c.interval, c.test, f"**{c.verdict}**", f"{c.n} {c.unit}{within}"]
-            lines.append("| " + " | ".join(str(x).replace("|", r"\|") for x in cells) + " |")  # |ρ| ends no cell
+            lines.append("| " + " | ".join(markdown_cell(x) for x in cells) + " |")  # |ρ| ends no cell
         return "\n".join(lines) + "\n"
 
     def _repr_markdown_(self) -> str:
