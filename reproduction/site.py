@@ -56,9 +56,9 @@ def figures_dir(profile: str) -> Path:
     return project_path("figures") if profile == "mini" else project_path("figures") / profile
 
 
-def executed_notebooks(executed: Path) -> dict[str, Path]:
-    """``{stem: path}`` of every numbered notebook's executed copy in ``executed``; a ValueError
-    naming each one missing or never run."""
+def executed_notebooks(executed: Path) -> dict[str, Any]:
+    """``{stem: notebook}`` of every numbered notebook's executed copy in ``executed``, each read once
+    (nbformat); a ValueError naming each one missing or never run."""
     import nbformat
 
     stems = readme._notebook_stems(executed)
@@ -72,7 +72,7 @@ def executed_notebooks(executed: Path) -> dict[str, Path]:
         if not any(c.get("execution_count") for c in nb.cells if c.cell_type == "code"):
             missing.append(f"{path}: never executed")
             continue
-        found[stem] = path
+        found[stem] = nb
     if missing:
         raise ValueError("the site needs every notebook executed (make figures):\n"
                          + "\n".join(f"  - {m}" for m in missing))
@@ -84,24 +84,21 @@ def _prompt_number(provenance: dict[str, Any] | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def verdict_cells(figures: Path, notebooks: dict[str, Path]) -> dict[str, str]:
+def verdict_cells(figures: Path, notebooks: dict[str, Any]) -> dict[str, str]:
     """``{stem: cell id}``: the cell of each executed notebook that wrote its verdict table, read from
     the table's sidecar (``provenance.cell``, ``In [n]``) and found by its execution count. A
     sidecar without a cell, or a cell the executed notebook does not have, is a ValueError: the
     figures and the executed notebooks must come from the same run."""
-    import nbformat
-
     cells, errors = {}, []
-    for stem, path in notebooks.items():
+    for stem, nb in notebooks.items():
         side = figures / f"verdicts_{stem[:2]}.json"
         if not side.is_file():
             errors.append(f"{side}: missing (the verdict table of {stem}; run make figures)")
             continue
         number = _prompt_number(json.loads(side.read_text()).get("provenance"))
-        nb = nbformat.read(path, as_version=4)
         ids = [c.get("id") for c in nb.cells if c.cell_type == "code" and c.get("execution_count") == number]
         if number is None or not ids or not ids[0]:
-            errors.append(f"{side}: its cell ({number and f'In [{number}]'}) is not a cell of {path}; the "
+            errors.append(f"{side}: its cell ({number and f'In [{number}]'}) is not a cell of {stem}'s executed notebook; the "
                           "figures and the executed notebooks come from different runs (run make figures)")
             continue
         cells[stem] = ids[0]
@@ -110,19 +107,17 @@ def verdict_cells(figures: Path, notebooks: dict[str, Path]) -> dict[str, str]:
     return cells
 
 
-def _heading(path: Path) -> str:
-    """A notebook's first Markdown heading (its title), without the ``#``."""
-    import nbformat
-
-    for cell in nbformat.read(path, as_version=4).cells:
+def _heading(nb, default: str) -> str:
+    """A notebook's first Markdown heading (its title), without the ``#``; ``default`` if it has none."""
+    for cell in nb.cells:
         if cell.cell_type == "markdown":
             for line in cell.source.splitlines():
                 if line.startswith("#"):
                     return line.lstrip("#").strip()
-    return path.stem
+    return default
 
 
-def index_notebook(figures: Path, notebooks: dict[str, Path], cells: dict[str, str], profile: str):
+def index_notebook(figures: Path, notebooks: dict[str, Any], cells: dict[str, str], profile: str):
     """The index as a notebook of Markdown cells: title, outcome, provenance, notebooks, claims
     (linked to their cells) and the gallery."""
     import nbformat.v4 as v4
@@ -130,7 +125,7 @@ def index_notebook(figures: Path, notebooks: dict[str, Path], cells: dict[str, s
     def link(stem: str, row: dict) -> str:
         return f"[`{stem}`]({stem}.html#cell-id={cells[stem]})"
 
-    pages = "\n".join(f"- [{stem}]({stem}.html): {readme.cell(_heading(path))}" for stem, path in notebooks.items())
+    pages = "\n".join(f"- [{stem}]({stem}.html): {readme.cell(_heading(nb, stem))}" for stem, nb in notebooks.items())
     gallery = re.sub(r"^### (\d\d_\w+)$", r"### [\1](\1.html)", readme.gallery(figures), flags=re.MULTILINE)
     sources = [
         f"# {TITLE}\n\n{AUTHORS}. The executed notebooks of revisal, the paper's reproduction package, run "
@@ -165,20 +160,18 @@ def _navigation(previous: str | None, following: str | None) -> str:
     return " · ".join(parts)
 
 
-def _page(path: Path, previous: str | None = None, following: str | None = None):
-    """An executed notebook as a page: links to the index and to the notebooks before and after it,
-    at the top and at the end, and no progress bars."""
-    import nbformat
+def _page(nb, stem: str, previous: str | None = None, following: str | None = None):
+    """An executed notebook ``nb`` as a page, rewritten in place and returned: links to the index and
+    to the notebooks before and after it, at the top and at the end, and no progress bars."""
     import nbformat.v4 as v4
 
-    nb = nbformat.read(path, as_version=4)
+    nb.metadata["title"] = _heading(nb, stem)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if not _progress_bar(o)]
     nb.metadata.pop("widgets", None)
     nb.cells.insert(0, v4.new_markdown_cell(_navigation(previous, following)))
     nb.cells.append(v4.new_markdown_cell(_navigation(previous, following)))
-    nb.metadata["title"] = _heading(path)
     return nb
 
 
@@ -211,8 +204,8 @@ def build(executed: Path, figures: Path, out: Path, profile: str = "mini") -> li
                 shutil.copy2(path, tmp / "figures" / path.name)
         pages = [("index", index_notebook(figures, notebooks, cells, profile))]
         stems = list(notebooks)
-        pages += [(stem, _page(path, *([None] + stems + [None])[k:k + 3:2]))
-                  for k, (stem, path) in enumerate(notebooks.items())]
+        pages += [(stem, _page(nb, stem, *([None] + stems + [None])[k:k + 3:2]))
+                  for k, (stem, nb) in enumerate(notebooks.items())]
         written = []
         for name, nb in pages:
             html, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})
