@@ -11,7 +11,7 @@ _EXPORTS = {
     **dict.fromkeys(["CACHE_ROOT", "IncompleteRun", "RunCache", "code_version", "parse_shard", "weights_checksum"],
                     "cache"),
     **dict.fromkeys(["explain_captions", "mass_check"], "caption_runs"),
-    **dict.fromkeys(["identity_trick", "meta_dynamics", "published_pointing", "randomization", "randomization_variants",
+    **dict.fromkeys(["cascade_blocks", "identity_trick", "meta_dynamics", "published_pointing", "randomization", "randomization_variants",
                      "run_class_sensitivity", "weights_for_layers"], "correlation_runs"),
     **dict.fromkeys(["DEFAULT_COMBINATIONS", "INPUT_SMOOTHING", "TABLE3_METHODS", "WEIGHT_KINDS", "PointingResults",
                      "run_pointing_game"], "pointing_runs"),
@@ -38,7 +38,8 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "CACHE_ROOT", "DEFAULT_COMBINATIONS", "DetectionSource", "IncompleteRun", "Pair", "PointingResults", "RunCache",
-    "INPUT_SMOOTHING", "TABLE3_METHODS", "TestbedSource", "WEIGHT_KINDS", "acceptance_region", "check_parameters",
+    "INPUT_SMOOTHING", "TABLE3_METHODS", "TestbedSource", "WEIGHT_KINDS", "acceptance_region", "cascade_blocks",
+    "check_parameters",
     "run_class_sensitivity",
     "code_version", "explain_captions", "identity_trick", "mass_check", "meta_dynamics", "parse_shard",
     "run_pointing_game", "published_pointing", "randomization", "randomization_variants", "side_by_side_selectivity",

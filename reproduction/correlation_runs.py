@@ -13,16 +13,15 @@ from torch import Tensor
 from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 
 from reproduction.cache import CACHE_ROOT, IncompleteRun, RunCache, device_of, run_cache
-from reproduction.paper import COUNTERPART
+from reproduction.paper import AUTHORS_STAGES, COUNTERPART
 from reproduction.pointing_runs import WEIGHT_KINDS, PointingResults, run_pointing_game
 from reproduction.published_weights import LAYERS as PUBLISHED_LAYERS
 from reproduction.published_weights import PUBLISHED_WEIGHTINGS, published_layer_weights
 from revisal.activations import layer_activations
 from revisal.engine import saliency
 from revisal.layer_weights import layer_weights
-from revisal.metrics import class_sensitivity as _class_sensitivity
-from revisal.metrics import identity_trick_correlation, spearman
-from revisal.metrics.randomization import cascading_randomization
+from revisal.metrics import class_sensitivity_variants, identity_trick_correlation, spearman
+from revisal.metrics.randomization import cascading_randomization, staged_blocks
 
 SEP = "|"  # joins (method, layer) into array names
 
@@ -91,23 +90,25 @@ def published_pointing(zoo, source, methods: Sequence[str], weightings: Sequence
 
 
 def run_class_sensitivity(zoo, images: Tensor, methods: Sequence[str], layers: Sequence[str], *, meta=None,
-                      size=None, batch_size: int = 32, part_size: int = 64, device=None, cache_root=CACHE_ROOT,
-                      progress: bool = True, absolute: bool = False) -> dict[tuple[str, str], np.ndarray]:
+                          size=None, batch_size: int = 32, part_size: int = 64, device=None, cache_root=CACHE_ROOT,
+                          progress: bool = True, absolute: bool = False) -> dict[tuple[str, str], np.ndarray]:
     """Max- vs min-class map correlation per image for every (method, layer) (paper § 4.3); signed
-    Spearman, or on absolute values with ``absolute=True``."""
+    Spearman, or on absolute values with ``absolute=True``. One run computes and caches both
+    variants (:func:`revisal.metrics.class_sensitivity_variants`), so asking for the other is free."""
     device = device_of(device)
     model = zoo.model.to(device)
-    extra = {"absolute": True} if absolute else {}  # the signed runs keep their cache keys
     cache = run_cache("class_sensitivity", cache_root, model=zoo, images=images, methods=list(methods),
-                      layers=list(layers), meta=meta, size=size, part=part_size, **extra)
+                      layers=list(layers), meta=meta, size=size, part=part_size, variants=["signed", "absolute"])
 
     def compute(sl):
-        corr = _class_sensitivity(model, images[sl].to(device), layers, methods, meta=meta, size=size,
-                                  batch_size=batch_size, absolute=absolute)
-        return {f"{m}{SEP}{l}": v.cpu().numpy() for (m, l), v in corr.items()}
+        corr = class_sensitivity_variants(model, images[sl].to(device), layers, methods, meta=meta, size=size,
+                                          batch_size=batch_size)
+        return {f"{variant}{SEP}{m}{SEP}{l}": v.cpu().numpy() for variant, by_key in corr.items()
+                for (m, l), v in by_key.items()}
 
     arrays = _run_parts(cache, len(images), part_size, compute, f"class sensitivity {zoo.name}", progress)
-    return {tuple(k.split(SEP)): v for k, v in arrays.items()}
+    wanted = "absolute" if absolute else "signed"
+    return {tuple(k.split(SEP)[1:]): v for k, v in arrays.items() if k.split(SEP)[0] == wanted}
 
 
 def identity_trick(zoo, images: Tensor, target: Tensor, conv_layers: Sequence[str], *, size=None,
@@ -210,6 +211,18 @@ def randomization(zoo, images: Tensor, target: Tensor, methods: Sequence[str], l
                 [s.resized(tuple(images.shape[-2:]))[m, l][:keep_maps, 0].cpu().numpy() for s in result.maps])
     cache.save(0, out)
     return out
+
+
+def cascade_blocks(zoo, blocks: str | Sequence[str] | None) -> Sequence[str] | dict[str, list[str]] | None:
+    """A notebook's ``*_blocks`` parameter as :func:`revisal.metrics.cascading_randomization` takes it:
+    ``"authors"`` is the authors' stages for ``zoo`` (their ``sanity_check.py`` ``short`` list,
+    :data:`reproduction.paper.AUTHORS_STAGES`, grouped by :func:`revisal.metrics.staged_blocks`);
+    module names or ``None`` (every parameter-holding module) pass through."""
+    if blocks != "authors":
+        return blocks
+    if zoo.name not in AUTHORS_STAGES:
+        raise ValueError(f"blocks: the authors' stages exist for {sorted(AUTHORS_STAGES)}, not {zoo.name!r}")
+    return staged_blocks(zoo.model, AUTHORS_STAGES[zoo.name])
 
 
 def randomization_variants(zoo, images: Tensor, target: Tensor, variants: Mapping[str, tuple[str, object]],

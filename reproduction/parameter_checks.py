@@ -49,20 +49,24 @@ def _layers_of(key: str, **kwargs) -> Check:
     return _with_model(key, lambda model, value, name: checks.modules_of(model, value, name, **kwargs))
 
 
-def _randomization_blocks(p: Mapping[str, Any], name: str):
-    """None (every parameter-holding module), "authors" (the authors' stages, for the models they have
-    them for: :data:`reproduction.paper.AUTHORS_STAGES`), or module names of ``randomization_model``."""
+def _randomization_blocks(key: str = "randomization_model") -> Check:
+    """A cascade's blocks for the model named by ``key``: None (every parameter-holding module),
+    "authors" (the authors' stages, for the models they have them for:
+    :data:`reproduction.paper.AUTHORS_STAGES`), or module names of that model."""
     from reproduction.paper import AUTHORS_STAGES
 
-    value, model = p[name], p.get("randomization_model")
-    if value is None:
-        return None
-    if value == "authors":
-        if model in LOADERS and model not in AUTHORS_STAGES:
-            raise ValueError(f"{name}: the authors' stages exist for {sorted(AUTHORS_STAGES)}, not {model!r}; "
-                             "give module names or None")
-        return value
-    return _layers_of("randomization_model", allow_input=False)(p, name)
+    def check(p: Mapping[str, Any], name: str):
+        value, model = p[name], p.get(key)
+        if value is None:
+            return None
+        if value == "authors":
+            if model in LOADERS and model not in AUTHORS_STAGES:
+                raise ValueError(f"{name}: the authors' stages exist for {sorted(AUTHORS_STAGES)}, not {model!r}; "
+                                 "give module names or None")
+            return value
+        return _layers_of(key, allow_input=False)(p, name)
+
+    return check
 
 
 def _class_of(key: str) -> Check:
@@ -238,7 +242,7 @@ KINDS: dict[str, Callable[..., Check]] = {
     "layers_of": lambda key, allow_input: _layers_of(key, allow_input=allow_input),
     "module_of": lambda key: _with_model(key, checks.module_of),
     "identity_layers": lambda: _identity_layers, "caption_layers": lambda: _caption_layers,
-    "randomization_blocks": lambda: _randomization_blocks,
+    "randomization_blocks": lambda key="randomization_model": _randomization_blocks(key),
     "randomization_target": lambda: _value(checks.choice, TARGET_RULES),
     # classes, photos, data, nested training configs
     "class_of": _class_of, "photos": lambda: _value(checks.photo_names), "photo": lambda: _single(checks.photo_names),

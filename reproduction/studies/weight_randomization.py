@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from . import Study, figure, table
-from ._parameters import COUNT, MIN_EFFECT, MODEL, PATH, PHOTOS, RATE, THRESHOLD, ImageNetInput, check, layers_of, models_for, module_of
+from ._parameters import COUNT, MIN_EFFECT, MODEL, PATH, PHOTOS, RATE, THRESHOLD, ImageNetInput, check, models_for, module_of
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Parameters(ImageNetInput):
     image_dataset: Annotated[str, check("dataset", "image")]
     qualitative_model: Annotated[str, MODEL]
     randomization_map_layer: Annotated[str, module_of("qualitative_model")]
-    qualitative_blocks: Annotated[list[str] | None, layers_of("qualitative_model", optional=True, allow_input=False)]
+    qualitative_blocks: Annotated[str | list[str] | None, check("randomization_blocks", "qualitative_model")]
     photos: Annotated[list[str], PHOTOS]
     image_size: Annotated[int, COUNT]
     threshold_scrambled: Annotated[float, THRESHOLD]

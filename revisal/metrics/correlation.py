@@ -106,11 +106,22 @@ def class_sensitivity(model: nn.Module, images: Tensor, layers: Iterable[str], m
     that ignore the class (e.g. guided backprop) score near 1; sum-aggregated ones can be negative.
     Pass ``meta=revisal.MetaStep(...)`` for the meta-saliency variant (Fig. 7), ``absolute=True`` for
     Spearman on the absolute values of maps scaled to [−1, 1] (:func:`spearman`; the sanity check's
-    second variant, where the sign of a map does not count).
+    second variant, where the sign of a map does not count). :func:`class_sensitivity_variants` gives
+    both from one pass.
 
     Returns:
         ``{(method, layer): float64 Tensor[N]}``.
     """
+    return class_sensitivity_variants(model, images, layers, methods, meta=meta, size=size, batch_size=batch_size,
+                                      **kwargs)["absolute" if absolute else "signed"]
+
+
+def class_sensitivity_variants(model: nn.Module, images: Tensor, layers: Iterable[str], methods: Iterable,
+                               *, meta=None, size: tuple[int, int] | None = None, batch_size: int | None = None,
+                               **kwargs) -> dict[str, dict[Key, Tensor]]:
+    r""":func:`class_sensitivity` with both Spearman variants from one pass over the maps:
+    ``{"signed": {(method, layer): ρ(map(c⁺), map(c⁻)) [N]}, "absolute": {…: ρ(|map(c⁺)|, |map(c⁻)|)}}``,
+    each map scaled to [−1, 1] before its absolute value (:func:`spearman`)."""
     from revisal.engine import saliency
     from revisal.methods import resolve_methods
     from revisal.validation import check_images, check_images_fit_model, check_layers, check_model
@@ -128,7 +139,8 @@ def class_sensitivity(model: nn.Module, images: Tensor, layers: Iterable[str], m
                     batch_size=batch_size, **kwargs)
     n = images.shape[0]
     size = size or tuple(images.shape[-2:])
-    return {key: spearman(m[:n], m[n:], size, absolute=absolute) for key, m in maps.items()}
+    return {variant: {key: spearman(m[:n], m[n:], size, absolute=variant == "absolute") for key, m in maps.items()}
+            for variant in ("signed", "absolute")}
 
 
 def identity_trick_correlation(model: nn.Module, images: Tensor, target, conv_layers: Iterable[str], *,

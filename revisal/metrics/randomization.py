@@ -36,6 +36,28 @@ def blocks_above(model: nn.Module, blocks: Iterable[str], layer: str) -> list[st
     return [b for b in blocks if order[b] > order[layer] and not inside(b)]
 
 
+def late_stage(model: nn.Module, blocks: Sequence[str] | Mapping[str, Sequence[str]] | None, layer: str) -> int:
+    """The stage the paper reads a map at (§ 4.5: "scrambled by the late layers"): the index, into
+    :attr:`RandomizationResult.stages` (0: the trained model), of the last stage of the cascade at which
+    every module re-initialised so far lies above ``layer``, so that the next stage would reach the
+    map's layer or below it (0 when the first stage already does).
+
+    ``blocks`` takes the forms :func:`cascading_randomization` takes: module names, one per stage, or
+    stages ``{name: [modules]}`` (:func:`staged_blocks`), or ``None`` for :func:`default_blocks`. A stage
+    is judged by the modules it re-initialises, not by its name: the authors' stage ``features.22`` of
+    VGG16 re-initialises ``features.24`` … ``features.28``, all above ``features.22``.
+    """
+    if isinstance(blocks, Mapping):
+        groups = [list(members) for members in blocks.values()]
+    else:
+        groups = [[b] for b in (list(blocks) if blocks is not None else default_blocks(model))]
+    above = set(blocks_above(model, [m for g in groups for m in g], layer))
+    k = 0
+    while k < len(groups) and all(m in above for m in groups[k]):
+        k += 1
+    return k
+
+
 def staged_blocks(model: nn.Module, stages: Sequence[str]) -> dict[str, list[str]]:
     """Group a model's parameter-holding modules into cascade stages named by ``stages`` (top to
     bottom): stage ``s`` re-initialises the modules registered at or after ``s`` that no earlier stage

@@ -487,3 +487,43 @@ def test_blocks_above_a_layer_are_those_registered_after_it_and_not_inside_it():
     assert revisal.metrics.blocks_above(model, cascade, "fc") == []
     with pytest.raises(ValueError, match="no module 'layer9'"):
         revisal.metrics.blocks_above(model, cascade, "layer9")
+
+
+def test_the_late_stage_is_the_last_whose_modules_all_lie_above_the_map_layer():
+    """Judged by what a stage re-initialises, not by its name: the authors' VGG16 stage
+    ``features.29`` re-initialises only ``classifier.0``; their ``features.22`` re-initialises
+    ``features.24`` … ``features.28`` (every conv above the map at ``features.22``), so that is the
+    stage the paper reads; ``features.15`` would reach ``features.21``, the map layer's own conv."""
+    import torchvision
+
+    from reproduction.paper import AUTHORS_STAGES
+
+    vgg = torchvision.models.vgg16()
+    stages = revisal.metrics.staged_blocks(vgg, AUTHORS_STAGES["vgg16"])
+    assert stages["features.29"] == ["classifier.0"]
+    assert stages["features.22"] == ["features.24", "features.26", "features.28"]
+    names = ["trained", *stages]
+    assert names[revisal.metrics.late_stage(vgg, stages, "features.22")] == "features.22"
+    assert names[revisal.metrics.late_stage(vgg, stages, "features.29")] == "features.29"
+    assert names[revisal.metrics.late_stage(vgg, stages, "features.28")] == "features.29"  # 28's own conv is at 22
+    assert revisal.metrics.late_stage(vgg, stages, "classifier.6") == 0
+    # one module per stage (the default cascade): the last block above the layer
+    cascade = revisal.metrics.default_blocks(vgg)
+    k = revisal.metrics.late_stage(vgg, cascade, "features.22")
+    assert cascade[k - 1] == "features.24" and cascade[k] == "features.21"
+    assert revisal.metrics.late_stage(vgg, None, "features.22") == k
+    assert revisal.metrics.late_stage(vgg, cascade, "") == len(cascade)
+
+
+def test_cascade_blocks_resolves_the_authors_stages_by_the_model_and_passes_the_rest_through():
+    import torchvision
+
+    from reproduction.correlation_runs import cascade_blocks
+    from reproduction.paper import AUTHORS_STAGES
+
+    zoo = revisal.models.ZooModel("vgg16", torchvision.models.vgg16(), lambda x: x, ["a"], ("features.22",))
+    assert cascade_blocks(zoo, "authors") == revisal.metrics.staged_blocks(zoo.model, AUTHORS_STAGES["vgg16"])
+    assert cascade_blocks(zoo, None) is None and cascade_blocks(zoo, ["classifier.6"]) == ["classifier.6"]
+    other = revisal.models.ZooModel("mini_vgg", zoo.model, lambda x: x, ["a"], ("features.22",))
+    with pytest.raises(ValueError, match="blocks: the authors' stages exist for \\['resnet50', 'vgg16'\\], not 'mini_vgg'"):
+        cascade_blocks(other, "authors")

@@ -378,6 +378,8 @@ def test_a_repeated_key_is_refused(tmp_path, capsys, config, key):
     (["caption_train={out: x, batch_size: 0}"], "06_captioning: caption_train.batch_size: expected an int ≥ 1"),
     (["randomization_blocks=authors"], "randomization_blocks: the authors' stages exist for ['resnet50', 'vgg16'], "
                                        "not 'mini_vgg'"),
+    (["qualitative_blocks=authors"], "qualitative_blocks: the authors' stages exist for ['resnet50', 'vgg16'], "
+                                     "not 'efficientnet_lite0'"),
     (["train={objective: softmax}"], "train.objective: expected one of"),
 ])
 def test_set_values_are_checked_as_config_values(tmp_path, capsys, sets, expected):
