@@ -67,6 +67,26 @@ class GridResults:
                            self.mosaics, self.trial_photo[index], self.trial_cell[index],
                            scored=self.scored[..., index])
 
+    def class_agnostic(self, tolerance: float = 1e-5) -> np.ndarray:
+        """``[methods, layers]``: True where, in every mosaic, the maps for its four cells' classes are
+        one map up to a positive scale and offset (Pearson correlation ≥ 1 − ``tolerance``, float64) and not flat:
+        the map ignores the class, so its hit rate is chance by construction (e.g. NormGrad just before
+        the global average pool, ``‖w_c‖‖x_u‖/HW``). False where a layer's maps were not kept."""
+        out = np.zeros((len(self.methods), len(self.layers)), dtype=bool)
+        for i, m in enumerate(self.methods):
+            for j, layer in enumerate(self.layers):
+                if (m, layer) not in self.maps:
+                    continue
+                maps = torch.as_tensor(self.maps[m, layer], dtype=torch.float64).flatten(1).reshape(-1, 4,
+                                                                                              self.maps[m, layer][0].size)
+                centred = maps - maps.mean(-1, keepdim=True)
+                norms = centred.norm(dim=-1)
+                if bool((norms == 0).any()):
+                    continue
+                unit = centred / norms[..., None]
+                out[i, j] = bool(((unit[:, :, None, :] * unit[:, None, :, :]).sum(-1) >= 1 - tolerance).all())
+        return out
+
     def accuracy_table(self) -> np.ndarray:
         """Hit rates in percent over the scored trials, ``[methods, layers + combinations]``; NaN
         ("n/a") where every map was flat."""

@@ -201,3 +201,20 @@ def test_grid_and_pointing_refuse_empty_maps_as_they_refuse_nan(shape):
         with pytest.raises(ValueError, match="saliency"):
             point(torch.zeros(shape[-2:]), size=(8, 8))
     assert grid_hits(np.zeros((0, 1, 4, 4)), []).tolist() == []  # an empty batch of maps is no error
+
+
+def test_class_agnostic_marks_a_layer_whose_four_maps_are_one_map_and_nothing_else():
+    """Known answer: per mosaic, four maps equal up to a positive scale and offset are class-agnostic;
+    one map that differs, a negated map, or a flat map is not."""
+    rng = np.random.default_rng(0)
+    base = rng.random((2, 1, 6, 6))  # two mosaics
+    same = np.concatenate([np.concatenate([b * s + o for s, o in ((1, 0), (2, 0), (0.5, 1), (3, -1))]) for b in base])
+    other = same.copy()
+    other[5] = rng.random((6, 6))  # the second mosaic's second cell: another map
+    negated = same.copy()
+    negated[2] = -negated[2]
+    flat = np.ones_like(same)
+    maps = {("m", "a"): same, ("m", "b"): other, ("m", "c"): negated, ("m", "d"): flat}
+    res = gp.GridResults(["m"], ["a", "b", "c", "d", "e"], [], np.zeros((1, 5, 8), dtype=bool), [], [(0, 1, 2, 3)] * 2,
+                         np.arange(8) % 4, np.arange(8) % 4, maps)
+    assert res.class_agnostic().tolist() == [[True, False, False, False, False]]  # "e": no maps kept
