@@ -171,12 +171,17 @@ def _pair_by_depth(ours: list[float], theirs: list[float]) -> dict[int, int]:
     return pairs
 
 
+#: A Table 4 cell with no partner row at that depth (footnoted where the table is shown).
+NO_PARTNER = "—"
+
+
 def table4(correlations: Mapping[str, Mapping[str, np.ndarray]], models: Mapping[str, object]) -> list[dict]:
     """Identity-trick correlation (%) per model and conv layer, and every row of the paper's Table 4
     for the architecture the model stands in for, paired by relative depth k/L
     (:func:`relative_depth`): each paper row sits beside the layer of ours nearest in depth, one
     each, in depth order (where every layer of ours has the paper's name, as the ResNets' stages do,
-    by name); a row of either side without a partner stands alone, its other cells empty.
+    by name); a row of either side without a partner stands alone, its other cells "—" (:data:`NO_PARTNER`;
+    a paper row standing alone names the paper's network in ``model``).
     ``models``: name → ``nn.Module`` of each model in ``correlations``."""
     rows = []
     for model, per_layer in correlations.items():
@@ -195,8 +200,9 @@ def table4(correlations: Mapping[str, Mapping[str, np.ndarray]], models: Mapping
                        + [("theirs", j, ratio(d)) for j, (_, d, _) in enumerate(theirs) if j not in back],
                        key=lambda t: (t[2], t[0]))
         for side, index, _ in order:
-            row = {"model": model, "layer": "", "depth k/L": "", "correlation %": "", "± std": "",
-                   "paper layer": "", "paper depth": "", "paper %": "", "paper ± std": ""}
+            row = {"model": model if side == "ours" else f"{arch} (paper only)", "layer": NO_PARTNER,
+                   "depth k/L": NO_PARTNER, "correlation %": NO_PARTNER, "± std": NO_PARTNER, "paper layer": NO_PARTNER,
+                   "paper depth": NO_PARTNER, "paper %": NO_PARTNER, "paper ± std": NO_PARTNER}
             if side == "ours":
                 layer, (k, total) = ours[index]
                 corr = np.asarray(per_layer[layer], dtype=float)

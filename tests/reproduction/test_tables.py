@@ -42,9 +42,10 @@ def test_table4_pairs_by_depth_and_shows_every_paper_row():
     rows = tables.table4({"mini_vgg": {layer: np.full(4, 0.9) for layer in layers}}, {"mini_vgg": model})
     assert [r["paper layer"] for r in rows] == [f"vgg16 {n}" for n in ("features.2", "features.7", "features.14",
                                                                       "features.21", "features.28")]
-    assert [r["layer"] for r in rows] == ["", *layers]
-    assert [r["depth k/L"] for r in rows] == ["", "2/8", "4/8", "6/8", "8/8"]
-    assert rows[0]["correlation %"] == "" and rows[0]["paper %"] == paper.TABLE4["vgg16", "features.2"][0]
+    assert [r["layer"] for r in rows] == ["—", *layers]
+    assert [r["depth k/L"] for r in rows] == ["—", "2/8", "4/8", "6/8", "8/8"]
+    assert rows[0]["model"] == "vgg16 (paper only)" and [r["model"] for r in rows[1:]] == ["mini_vgg"] * 4
+    assert rows[0]["correlation %"] == "—" and rows[0]["paper %"] == paper.TABLE4["vgg16", "features.2"][0]
     assert rows[1]["correlation %"] == pytest.approx(90.0)
 
 
