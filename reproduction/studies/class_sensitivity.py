@@ -27,4 +27,5 @@ STUDY = Study("03_class_sensitivity", "Figs. 5, 6", (
     figure("fig05_class_sensitivity_examples", "Fig. 5: maps for the ground-truth, max and min class"),
     table("table_class_sensitivity_variants"),
     table("table_meta_epsilon", "not in the paper: how far one meta step of size ε moves the maps of Fig. 5"),
+    table("table_meta_epsilon_by_network", "not in the paper: how far each ε moves the maps, per network"),
 ), Parameters)
