@@ -152,18 +152,121 @@ def _units(row: dict) -> str:
     return f"{n} (resampled as {row['clusters']})" if row.get("clusters") else n
 
 
+#: Words that end in a full stop without ending a sentence ("Fig. 4", "supp. C").
+ABBREVIATIONS = frozenset({"Fig", "Figs", "Tab", "Eq", "Sec", "supp", "cf", "e.g", "i.e", "vs", "al", "etc", "No"})
+_SIDE = {">": "above", ">=": "at or above", "<": "below", "<=": "at or below"}
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text``: up to the first ``.``, ``!`` or ``?`` followed by a space and a
+    capital letter, not counting a full stop after an abbreviation (:data:`ABBREVIATIONS`) or an initial."""
+    text = " ".join(text.split())
+    for end in re.finditer(r"[.!?](?= [A-Z])", text):
+        word = re.search(r"[\w.]*$", text[:end.start()]).group()
+        if end.group() == "." and (word in ABBREVIATIONS or len(word) == 1):
+            continue
+        return text[:end.end()]
+    return text
+
+
+def reading(row: dict) -> str:
+    """The claims table's one-line reading of ``row``: the first sentence of its ``why`` (the notebook's
+    "Reading the verdicts" gives the whole of it), or, where the notebook gave none, where the interval
+    lies against the claim's bar."""
+    if row.get("why"):
+        return first_sentence(row["why"])
+    side, threshold = _SIDE.get(row["relation"], row["relation"]), number(row["threshold"])
+    bar = number(verdicts.boundary(row["threshold"], row["relation"], row["min_effect"]))
+    return {
+        "supported": f"The whole interval is {side} {bar}.",
+        "not supported": f"None of the interval is {side} {threshold}.",
+        verdicts.TOO_SMALL: f"Part of the interval is {side} {threshold}, none of it {side} {bar} (the minimum effect).",
+    }.get(row["verdict"], f"The interval straddles {bar}, or is not a number.")
+
+
 def claims(figures: Path, link: Callable[[str, dict], str] | None = None) -> str:
     """Every notebook's verdict table as one table: claim, what it rests on, value [95% CI], test,
-    n, verdict and its reading. Each numbered notebook must have its ``verdicts_<NN>.csv``, with rows.
-    ``link(stem, row)``, when given, writes the notebook column (the site links it to the claim's cell)."""
+    n, verdict and its one-line reading (:func:`reading`). Each numbered notebook must have its
+    ``verdicts_<NN>.csv``, with rows. ``link(stem, row)``, when given, writes the notebook column (the
+    site links it to the claim's cell)."""
     lines = ["| notebook | claim (paper) | metric | rests on | value [95% CI] | test | n | verdict | reading |",
              "|---|---|---|---|---|---|---|---|---|"]
     for stem, row in _all_rows(figures):
         lines.append(f"| {link(stem, row) if link else f'`{stem}`'} | {cell(row['claim'])} | {cell(row['metric'])} | {cell(row.get('rests_on') or '')} | "
                      f"{number(row['value'])} [{number(row['ci_low'])}, {number(row['ci_high'])}] | "
                      f"{row['relation']} {number(row['threshold'])}{_by(row['min_effect'])} | {cell(_units(row))} | "
-                     f"**{row['verdict']}** | {cell(row.get('why') or '')} |")
+                     f"**{row['verdict']}** | {cell(reading(row))} |")
     return "\n".join(lines)
+
+
+def _comments(source: str) -> dict[int, str]:
+    """Line number → the text of the comment on that line, of a cell's source."""
+    import io
+    import tokenize
+
+    return {tok.start[0]: tok.string.lstrip("#").strip()
+            for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
+
+
+def declared_min_effects(notebook: Path) -> list[tuple[str, float, str]]:
+    """(name, default, reason) of each parameter of ``notebook``'s ``parameters`` cell whose comment
+    starts "minimum effect": the reason is the comment after its first colon, comment lines that
+    follow the assignment (with no code) included."""
+    import ast
+
+    cells = [c for c in json.loads(notebook.read_text())["cells"]
+             if c["cell_type"] == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not cells:
+        return []
+    source = "".join(cells[0]["source"])
+    lines, comments = source.splitlines(), _comments(source)
+    found = []
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        text, line = [comments.get(node.lineno, "")], node.end_lineno + 1
+        while line in comments and lines[line - 1].lstrip().startswith("#"):
+            text.append(comments[line])
+            line += 1
+        comment = " ".join(t for t in text if t)
+        if comment.lower().startswith("minimum effect") and ":" in comment:
+            try:
+                value = float(ast.literal_eval(node.value))
+            except (ValueError, TypeError, SyntaxError):
+                continue
+            found.append((node.targets[0].id, value, comment.split(":", 1)[1].strip()))
+    return found
+
+
+def min_effects(figures: Path) -> str:
+    """One line per minimum effect the claims table tests against, with its reason: the comment of
+    the notebook parameter that sets it (:func:`declared_min_effects`; the value the run used is in
+    the verdict table's sidecar). A minimum effect no documented parameter sets is a ValueError."""
+    stems = _notebook_stems(figures)
+    used: dict[tuple[str, float, str], dict[str, int]] = {}
+    for stem, row in _all_rows(figures):
+        if not row["min_effect"]:
+            continue
+        sidecar = figures / f"verdicts_{stem[:2]}.json"
+        ran = json.loads(sidecar.read_text()).get("parameters", {}) if sidecar.is_file() else {}
+        params = [(name, float(ran.get(name, default)), reason)
+                  for name, default, reason in declared_min_effects(project_path("notebooks") / f"{stems[stem[:2]]}.ipynb")]
+        match = [p for p in params if abs(p[1] - row["min_effect"]) <= 1e-12 * max(1.0, abs(p[1]))]
+        if not match:
+            raise ValueError(f"notebooks/{stem}.ipynb: no parameter whose comment starts 'minimum effect … :' "
+                             f"(then its reason) has the value {row['min_effect']:g} of claim {row['claim']!r}; "
+                             f"documented: {[(n, v) for n, v, _ in params]}")
+        for key in match:
+            used.setdefault(key, {}).setdefault(stem[:2], 0)
+            used[key][stem[:2]] += 1
+    lines = ["**Minimum effects** (the *by ≥* of the test column; each a notebook parameter, with the reason its "
+             "comment gives):", ""]
+    for (name, value, reason), notebooks in used.items():
+        where = ", ".join(notebooks)
+        count = sum(notebooks.values())
+        lines.append(f"- **≥ {number(value)}**: `{name}` (notebook{'s' if len(notebooks) > 1 else ''} {where}; "
+                     f"{count} claim{'s' if count > 1 else ''}): {reason}")
+    return "\n".join(lines) if used else "No claim is tested against a minimum effect."
 
 
 def pointing(figures: Path) -> str:
@@ -263,7 +366,7 @@ SECTIONS: dict[str, Callable[[Path], str]] = {
     "outcome": outcome, "provenance": provenance_line,
     "claims": claims, "pointing": pointing, "models": lambda figures: models_section(), "captioner": captioner,
     "table2": lambda figures: table2(),
-    "gallery": gallery, "grid": grid_section,
+    "gallery": gallery, "grid": grid_section, "min_effects": min_effects,
 }
 
 

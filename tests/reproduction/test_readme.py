@@ -50,11 +50,92 @@ def test_readme_claims_match_the_verdict_tables():
                                           0.0051 * abs(exact) + 1e-12)
         assert cells[5].startswith(row["relation"]) and (" by ≥ " in cells[5]) == (row["min_effect"] > 0)
         assert cells[6].startswith(str(row["n"])) and cells[7] == f"**{row['verdict']}**"
-        assert cells[8] == (row.get("why") or "")
+        assert cells[8] == readme.reading(row)
     outcome = section((ROOT / "README.md").read_text(), "outcome")
     for verdict in verdicts.VERDICTS:
         count = sum(row["verdict"] == verdict for row in expected)
         assert (f"**{count} {verdict}**" in outcome) == (count > 0)
+
+
+def test_every_claim_has_a_one_line_reading():
+    """The reading column used to be blank for supported claims and several sentences long for the
+    others: now one sentence each, the first of the notebook's reading (whose whole is in the notebook)."""
+    rows = [r for r in section((ROOT / "README.md").read_text(), "claims").splitlines() if r.startswith("| `")]
+    expected = [row for path in sorted(FIGURES.glob("verdicts_*.csv")) for row in verdicts.read(path)]
+    assert len(rows) == len(expected) > 0
+    for line, row in zip(rows, expected):
+        shown = re.split(r"(?<!\\)\|", line.strip().strip("|"))[8].strip().replace("\\|", "|")
+        assert shown and "\n" not in shown and readme.first_sentence(shown) == shown, line
+        if row.get("why"):
+            assert " ".join(row["why"].split()).startswith(shown) and len(shown) <= len(row["why"])
+        else:
+            assert shown.startswith(("The whole interval", "None of the interval", "Part of the interval",
+                                     "The interval straddles"))
+    assert any(len(" ".join(r["why"].split())) > len(readme.reading(r)) for r in expected)  # readings were cut
+
+
+@pytest.mark.parametrize("text, first", [
+    ("One. Two.", "One."),
+    ("The direction is Fig. 4's, but few. More here.", "The direction is Fig. 4's, but few."),
+    ("The paper (supp. C) never finds it. Next.", "The paper (supp. C) never finds it."),
+    ("ρ is -0.22, +0.16 at features.3, features.8. Then.", "ρ is -0.22, +0.16 at features.3, features.8."),
+    ("At ε = 0.001; the share is 0.82", "At ε = 0.001; the share is 0.82"),
+    ("Several\n  lines. Joined.", "Several lines."),
+])
+def test_first_sentence(text, first):
+    assert readme.first_sentence(text) == first
+
+
+def test_readme_first_screen_has_the_outcome_the_commands_and_what_the_mini_profile_can_test():
+    """The outcome line, the two commands and the can/cannot list come first: within the first 40
+    lines, before any image or table (they used to follow Fig. 15 and the 32-row claims table)."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    first_big = next(i for i, line in enumerate(lines) if line.startswith(("![", "[![", "|", "<img")))
+
+    def where(predicate) -> int:
+        return next(i for i, line in enumerate(lines) if predicate(line))
+
+    found = {
+        "outcome": where(lambda line: line.startswith("Outcome of the committed mini-profile run:")),
+        "make figures": where(lambda line: line.startswith("make figures ")),
+        "make test": where(lambda line: line.startswith("make test ")),
+        "can/cannot": where(lambda line: "What the mini profile can and cannot test" in line),
+        "can": where(lambda line: line.startswith("- *Can:*")),
+        "cannot": where(lambda line: line.startswith("- *Cannot:*")),
+    }
+    for name, index in found.items():
+        assert index < min(first_big, 40), f"{name} is on line {index + 1}; the first image or table on {first_big + 1}"
+    assert found["outcome"] < found["make figures"] < found["can/cannot"] < found["can"] < found["cannot"]
+
+
+def test_every_minimum_effect_is_listed_with_its_reason():
+    """The minimum effects' reasons used to live only in the notebooks' parameter comments."""
+    text = section((ROOT / "README.md").read_text(), "min_effects")
+    listed = re.findall(r"^- \*\*≥ (\S+)\*\*: `(\w+)` \(notebooks? ([\d, ]+); \d+ claims?\): (.+)$", text, flags=re.M)
+    used = {(path.stem.split("_")[1], row["min_effect"]) for path in sorted(FIGURES.glob("verdicts_*.csv"))
+            for row in verdicts.read(path) if row["min_effect"]}
+    assert used
+    shown = {(nb, float(value)) for value, _, notebooks, _ in listed for nb in notebooks.split(", ")}
+    assert shown == used
+    for value, name, notebooks, reason in listed:
+        for nb in notebooks.split(", "):
+            notebook = next((ROOT / "notebooks").glob(f"{nb}_*.ipynb"))
+            assert (name, float(value), reason) in readme.declared_min_effects(notebook)
+    assert len(listed) == len({(name, reason) for _, name, _, reason in listed})  # one line each
+
+
+def test_a_minimum_effect_no_parameter_documents_is_an_error(tmp_path):
+    figures = linked_figures(tmp_path)
+    path = figures / "verdicts_06.csv"
+    rows = list(csv.DictReader(FIGURES.joinpath(path.name).open(newline="")))
+    rows[0]["min_effect"] = "0.37"
+    path.unlink()
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(ValueError, match="06_captioning.ipynb: no parameter whose comment starts 'minimum effect"):
+        readme.min_effects(figures)
 
 
 def test_readme_numbers_match_the_tables():
@@ -77,7 +158,7 @@ def test_sections_are_rebuilt_from_a_figures_folder(tmp_path):
     text = "intro\n" + "\n".join("\n".join(readme._markers(n)) for n in ("outcome", "provenance", "claims")) + "\noutro\n"
     out = "\n".join([text])
     built = readme.claims(figures)
-    assert "| `05_weight_randomization` | a claim | a metric |  | 1.00 [1.00, 1.00] | > 0.5 | 3 images | **supported** |  |" \
+    assert "| `05_weight_randomization` | a claim | a metric |  | 1.00 [1.00, 1.00] | > 0.5 | 3 images | **supported** | The whole interval is above 0.5. |" \
         in built
     assert readme.outcome(figures).startswith(f"Outcome of the committed mini-profile run: **{len(NOTEBOOKS)} supported** (of")
     assert readme.provenance_line(figures).startswith("Figures: made at commit `")
