@@ -370,10 +370,16 @@ def test_absolute_spearman_is_the_sanity_checks_second_variant():
 def test_cached_analyses_are_reused(small, tmp_path, monkeypatch):
     zoo, x = small
     first = experiments.run_class_sensitivity(zoo, x, ["normgrad"], ["features.8"], cache_root=tmp_path, progress=False)
-    monkeypatch.setattr(experiments.correlation_runs, "_class_sensitivity",
+    monkeypatch.setattr(experiments.correlation_runs, "class_sensitivity_variants",
                         lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
     again = experiments.run_class_sensitivity(zoo, x, ["normgrad"], ["features.8"], cache_root=tmp_path, progress=False)
     np.testing.assert_array_equal(first["normgrad", "features.8"], again["normgrad", "features.8"])
+    # the other Spearman variant came from the same pass: read from the cache, and it is the absolute one
+    absolute = experiments.run_class_sensitivity(zoo, x, ["normgrad"], ["features.8"], cache_root=tmp_path,
+                                                 progress=False, absolute=True)
+    monkeypatch.undo()
+    want = revisal.metrics.class_sensitivity(zoo.model, x, ["features.8"], ["normgrad"], absolute=True, batch_size=32)
+    np.testing.assert_allclose(absolute["normgrad", "features.8"], want["normgrad", "features.8"].numpy(), rtol=0, atol=1e-12)
 
 
 def test_meta_dynamics_over_checkpoints(tmp_path):
