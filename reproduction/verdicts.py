@@ -248,6 +248,22 @@ class Claim:
                 "why": self.why}
 
 
+def inconclusive_reading(claim: Claim) -> str:
+    """What an inconclusive interval says, generated from it (the start of the claim's reading): one
+    that also reaches the wrong side of the threshold cannot tell the claim from its opposite; one on
+    the claim's side of the threshold falls short of the minimum effect at one end."""
+    low, high = claim.interval.low, claim.interval.high
+    if any(math.isnan(v) for v in (low, high, claim.interval.value)) or math.isnan(claim.threshold):
+        return "This run gives no number to test (NaN). "
+    test = RELATIONS[claim.relation]
+    if not (test(low, claim.threshold) and test(high, claim.threshold)):
+        return (f"The interval [{low:.3g}, {high:.3g}] reaches both sides of the threshold {claim.threshold:g}: this "
+                "run cannot tell the claim from its opposite. ")
+    bar = boundary(claim.threshold, claim.relation, claim.min_effect)
+    return (f"The interval [{low:.3g}, {high:.3g}] is on the claim's side of {claim.threshold:g} but reaches inside "
+            f"the minimum effect (the bar is {bar:g}). ")
+
+
 def by_verdict(*, not_supported: str = "", too_small: str = "", inconclusive: str = "",
                supported: str = "") -> Callable[[Claim], str]:
     """A claim's ``why`` that depends on its verdict: the text for *not supported*, *not supported
@@ -306,6 +322,8 @@ class VerdictTable:
             raise TypeError(f"why: expected text (or a function of the claim returning text), got {type(why).__name__}")
         if found.verdict == "supported" and not callable(given):
             why = ""  # plain text explains a verdict other than "supported"
+        if found.verdict == "inconclusive":
+            why = inconclusive_reading(found) + why
         found = replace(found, why=why)
         self.claims.append(found)
         return found

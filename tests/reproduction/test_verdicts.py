@@ -299,7 +299,26 @@ def test_a_reading_by_verdict_picks_the_text_of_the_verdict_found():
     got = [table.add(name, "m", np.mean, sample, threshold=0.0, relation=">", unit="u", min_effect=0.5, why=why).why
            for name, sample in [("a", np.full(5, -1.0)), ("b", np.full(5, 0.2)), ("c", np.array([0.0, 1.0] * 5)),
                                 ("d", np.full(5, 2.0))]]
-    assert got == ["no", "small", "unsure", ""]
+    assert got[:2] == ["no", "small"] and got[3] == ""
+    assert got[2].endswith("unsure") and "reaches inside the minimum effect (the bar is 0.5)" in got[2]  # [0.2, 0.8]
+
+
+def test_an_inconclusive_reading_says_whether_its_interval_reaches_the_other_side():
+    """Generated from the interval: one that reaches past the threshold cannot tell the claim from its
+    opposite; one on the claim's side falls short of the minimum effect at one end."""
+    table = VerdictTable("02", resamples=200)
+    straddles = table.add("s", "m", np.mean, np.array([-1.0, 1.2] * 5), threshold=0.0, relation=">", unit="u",
+                          min_effect=0.05, why="more")
+    assert straddles.verdict == "inconclusive" and straddles.interval.low < 0 < straddles.interval.high
+    assert straddles.why.startswith("The interval [") and "reaches both sides of the threshold 0" in straddles.why
+    assert straddles.why.endswith("its opposite. more")
+    short = table.add("t", "m", np.mean, np.array([0.01, 0.2] * 5), threshold=0.0, relation=">", unit="u",
+                      min_effect=0.1)
+    assert short.verdict == "inconclusive" and 0 < short.interval.low < 0.1 < short.interval.high
+    assert "is on the claim's side of 0 but reaches inside the minimum effect (the bar is 0.1)" in short.why
+    below = table.add("u", "m", np.mean, np.array([-0.01, -0.2] * 5), threshold=0.0, relation="<", unit="u",
+                      min_effect=0.1)
+    assert below.verdict == "inconclusive" and "(the bar is -0.1)" in below.why
     caveat = verdicts.by_verdict(not_supported="no", supported="holds at this ε only")
     claim = table.add("e", "m", np.mean, np.full(5, 2.0), threshold=0.0, relation=">", unit="u", why=caveat)
     assert claim.verdict == "supported" and claim.why == "holds at this ε only"
