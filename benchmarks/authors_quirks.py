@@ -19,7 +19,7 @@ random weights and noise images (CPU, seeded), next to what revisal computes ins
       per-layer correlations.
 
 The fakes: torchvision's VGG16 with 512-wide hidden classifier layers (its 13 convolutions and
-module names; as ``tests/conftest.vgg16_narrow_head``) and torchvision's ResNet-50, random init::
+module names; ``tests/narrow_vgg.vgg16_narrow_head``) and torchvision's ResNet-50, random init::
 
     python benchmarks/authors_quirks.py [--size 32] [--images 4] [--resnet-size 64] [--threads 1]
 
@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import time
 import warnings
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,6 +45,9 @@ from torch import nn
 from reproduction.paper import AUTHORS_STAGES
 from revisal import saliency
 from revisal.metrics import cascading_randomization, identity_trick_correlation, spearman, staged_blocks
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' narrow-head VGG16
+from narrow_vgg import vgg16_narrow_head  # noqa: E402
 
 #: Their ``modules_to_run['short']['vgg16']`` (examples/sanity_check.py), in their order.
 THEIR_SHORT_VGG16 = ["", "features.3", "features.8", "features.15", "features.22", "features.29",
@@ -58,16 +63,11 @@ TABLE4_ARGS = {"arch": "resnet50", "saliency_layer": "layer4.0.conv1"}
 
 
 def vgg16_fake(seed: int = 0, width: int = 512) -> nn.Module:
-    """torchvision's VGG16, random init, ``width``-wide hidden classifier layers (module names kept)."""
+    """``tests/narrow_vgg.vgg16_narrow_head`` (torchvision's VGG16, ``width``-wide hidden classifier
+    layers, module names kept), initialised from ``seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = torchvision.models.vgg16()
-        model.classifier[0] = nn.Linear(512 * 7 * 7, width)
-        model.classifier[3] = nn.Linear(width, width)
-        model.classifier[6] = nn.Linear(width, 1000)
-        for i in (0, 3, 6):
-            nn.init.normal_(model.classifier[i].weight, 0, 0.01)
-            nn.init.constant_(model.classifier[i].bias, 0)
+        model = vgg16_narrow_head(width)
     return model.eval()
 
 

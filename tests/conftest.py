@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helper modules next to this file
 
 import global_state  # noqa: E402
+from narrow_vgg import vgg16_narrow_head  # noqa: E402, F401  (tests import it from here)
 from oracle_imports import ORACLES, in_ci, oracle  # noqa: E402, F401  (tests import them from here)
 
 # Emulating another CPU: REVISAL_TEST_NO_MKLDNN=1 sends convolutions through ATen's own kernels
@@ -38,24 +38,6 @@ def leaves_global_state_alone():
     if changed:
         global_state.restore(before)
         pytest.fail("the test left global state changed:\n  " + "\n  ".join(changed), pytrace=False)
-
-
-def vgg16_narrow_head(width: int = 512) -> nn.Module:
-    """torchvision's VGG16, random init, with ``width``-wide hidden classifier layers instead of 4096.
-
-    Same 13 convolutions, 5 max-pools, adaptive pooling and module names (``classifier.0`` … ``.6``),
-    1000 classes. In float64 (the oracle tests) a pass through the 4096-wide head's 120M weights
-    costs more than the whole convolutional part at 32 px, and no rule or formula depends on a
-    layer's width. Initialised as torchvision initialises its Linear layers.
-    """
-    model = torchvision.models.vgg16()
-    model.classifier[0] = nn.Linear(512 * 7 * 7, width)
-    model.classifier[3] = nn.Linear(width, width)
-    model.classifier[6] = nn.Linear(width, 1000)
-    for i in (0, 3, 6):
-        nn.init.normal_(model.classifier[i].weight, 0, 0.01)
-        nn.init.constant_(model.classifier[i].bias, 0)
-    return model
 
 
 class TinyNet(nn.Module):
