@@ -92,10 +92,7 @@ def _declared(path: str, mtime: int) -> tuple[tuple[str, Any], ...]:
     evaluated as a Python literal."""
     from papermill.inspection import inspect_notebook
 
-    cells = [c for c in json.loads(Path(path).read_text())["cells"]
-             if c["cell_type"] == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise ValueError(f"{path}: expected one code cell tagged 'parameters', found {len(cells)}")
+    _parameters_source(Path(path))  # exactly one parameters cell
     out = []
     for name, found in inspect_notebook(path).items():
         try:
@@ -107,6 +104,38 @@ def _declared(path: str, mtime: int) -> tuple[tuple[str, Any], ...]:
 
 
 # --- configs → one notebook's values ----------------------------------------------------------------
+def _parameters_source(path: Path) -> str:
+    """The source of ``path``'s one code cell tagged ``parameters``."""
+    cells = [c for c in json.loads(path.read_text())["cells"]
+             if c["cell_type"] == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{path}: expected one code cell tagged 'parameters', found {len(cells)}")
+    return "".join(cells[0]["source"])
+
+
+def comments(notebook: str | Path) -> dict[str, str]:
+    """Each parameter's comment in the notebook's ``parameters`` cell, as a reader reads it: the comment
+    on its assignment's last line, then the comment-only lines under it (a comment carried over
+    several lines), joined by spaces; ``""`` for a parameter without one."""
+    import io
+    import tokenize
+
+    source = _parameters_source(notebook_path(notebook))
+    lines = source.splitlines()
+    on_line = {tok.start[0]: tok.string.lstrip("#").strip()
+               for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
+    out = {}
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        text, line = [on_line.get(node.lineno, "")], node.end_lineno + 1
+        while line in on_line and lines[line - 1].lstrip().startswith("#"):
+            text.append(on_line[line])
+            line += 1
+        out[node.targets[0].id] = " ".join(t for t in text if t)
+    return out
+
+
 def load_config(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(config, Mapping):
         return dict(config)

@@ -199,42 +199,21 @@ def claims(figures: Path, link: Callable[[str, dict], str] | None = None) -> str
     return "\n".join(lines)
 
 
-def _comments(source: str) -> dict[int, str]:
-    """Line number → the text of the comment on that line, of a cell's source."""
-    import io
-    import tokenize
-
-    return {tok.start[0]: tok.string.lstrip("#").strip()
-            for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
-
-
 def declared_min_effects(notebook: Path) -> list[tuple[str, float, str]]:
     """(name, default, reason) of each parameter of ``notebook``'s ``parameters`` cell whose comment
-    starts "minimum effect": the reason is the comment after its first colon, comment lines that
-    follow the assignment (with no code) included."""
-    import ast
+    (:func:`reproduction.params.comments`, lines carried over included) starts "minimum effect": the
+    reason is the comment after its first colon."""
+    from reproduction import params
 
-    cells = [c for c in json.loads(notebook.read_text())["cells"]
-             if c["cell_type"] == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
-    if not cells:
-        return []
-    source = "".join(cells[0]["source"])
-    lines, comments = source.splitlines(), _comments(source)
+    defaults = params.declared(notebook)
     found = []
-    for node in ast.parse(source).body:
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-            continue
-        text, line = [comments.get(node.lineno, "")], node.end_lineno + 1
-        while line in comments and lines[line - 1].lstrip().startswith("#"):
-            text.append(comments[line])
-            line += 1
-        comment = " ".join(t for t in text if t)
+    for name, comment in params.comments(notebook).items():
         if comment.lower().startswith("minimum effect") and ":" in comment:
             try:
-                value = float(ast.literal_eval(node.value))
-            except (ValueError, TypeError, SyntaxError):
+                value = float(defaults[name])
+            except (ValueError, TypeError):
                 continue
-            found.append((node.targets[0].id, value, comment.split(":", 1)[1].strip()))
+            found.append((name, value, comment.split(":", 1)[1].strip()))
     return found
 
 
