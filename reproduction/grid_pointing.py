@@ -19,6 +19,7 @@ from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
 from reproduction.cache import CACHE_ROOT, RunCache, device_of, weights_checksum
 from reproduction.grid_cells import grid_hits
 from reproduction.mosaics import Classified, arrangements, mosaic
+from reproduction.side_by_side import same_map
 from reproduction.storage import digest_arrays
 from revisal.combine import combine
 from revisal.engine import saliency
@@ -69,22 +70,15 @@ class GridResults:
 
     def class_agnostic(self, tolerance: float = 1e-5) -> np.ndarray:
         """``[methods, layers]``: True where, in every mosaic, the maps for its four cells' classes are
-        one map up to a positive scale and offset (Pearson correlation ≥ 1 − ``tolerance``, float64) and not flat:
-        the map ignores the class, so its hit rate is chance by construction (e.g. NormGrad just before
-        the global average pool, ``‖w_c‖‖x_u‖/HW``). False where a layer's maps were not kept."""
+        one map (:func:`reproduction.side_by_side.same_map`): the map ignores the class, so its hit rate
+        is chance by construction. False where a layer's maps were not kept."""
         out = np.zeros((len(self.methods), len(self.layers)), dtype=bool)
         for i, m in enumerate(self.methods):
             for j, layer in enumerate(self.layers):
                 if (m, layer) not in self.maps:
                     continue
-                maps = torch.as_tensor(self.maps[m, layer], dtype=torch.float64).flatten(1).reshape(-1, 4,
-                                                                                              self.maps[m, layer][0].size)
-                centred = maps - maps.mean(-1, keepdim=True)
-                norms = centred.norm(dim=-1)
-                if bool((norms == 0).any()):
-                    continue
-                unit = centred / norms[..., None]
-                out[i, j] = bool(((unit[:, :, None, :] * unit[:, None, :, :]).sum(-1) >= 1 - tolerance).all())
+                by_mosaic = np.asarray(self.maps[m, layer]).reshape(-1, 4, *np.shape(self.maps[m, layer])[1:])
+                out[i, j] = all(same_map(group, tolerance) for group in by_mosaic)
         return out
 
     def accuracy_table(self) -> np.ndarray:

@@ -24,6 +24,7 @@ from reproduction.captioner import mask_mass
 from revisal.data.photos import halves, side_by_side, to_pixels
 from revisal.data.photos import photos as load_photos
 from revisal.engine import saliency
+from revisal.maps import flat_maps
 
 
 def side_by_side_selectivity(zoo, photo_names: Sequence[str], methods: Sequence[str], layers: Sequence[str], *,
@@ -58,3 +59,13 @@ def side_by_side_selectivity(zoo, photo_names: Sequence[str], methods: Sequence[
             shares.setdefault(key, []).append(share)
     out.update({key: np.concatenate(parts) for key, parts in shares.items()})
     return out
+
+
+def same_map(maps, tolerance: float = 1e-5) -> bool:
+    """Whether ``maps`` ``[K, ...]``, one per class explained, are one map up to a positive scale and
+    offset: none is flat (:func:`revisal.flat_maps`) and every pair's Pearson correlation is at least
+    1 − ``tolerance`` (float64). Such a map ignores the class (e.g. NormGrad just before a global
+    average pool, ``‖w_c‖‖x_u‖/HW``), so its class selectivity is chance by construction."""
+    maps = torch.as_tensor(np.asarray(maps)).double().flatten(1)
+    return not bool(flat_maps(maps).any()) and bool((torch.corrcoef(maps) >= 1 - tolerance).all())
+
